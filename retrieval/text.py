@@ -1,0 +1,181 @@
+"""Text normalisation, script detection and tokenisation shared by triage and retrieval.
+
+Everything here is deterministic and cheap; the heavy resources (OpenCC tables, the jieba
+dictionary) load once, on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+#: Default cap on message length, in characters (after decoding, before normalisation).
+DEFAULT_MAX_CHARS = 20_000
+
+LANGUAGES = ("zh-Hans", "zh-Hant", "en", "mixed", "unknown")
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN_RE = re.compile(f"[{_HAN}]")
+_LATIN_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’]+")
+_SPACE_RE = re.compile(r"[ \t\u00a0\u3000]+")
+_NEWLINES_RE = re.compile(r"\n{3,}")
+
+
+class TextInputError(ValueError):
+    """A message that cannot be processed (None, empty, not text, undecodable)."""
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    """A message as the models see it; `original` is kept untouched for replies and display.
+
+    Attributes
+    ----------
+    original : str
+        The text as received (decoded), before any change.
+    normalized : str
+        NFKC, half-width, control characters removed, whitespace collapsed; script unchanged.
+    simplified : str
+        `normalized` with traditional Chinese converted to simplified (features and search).
+    language : str
+        One of :data:`LANGUAGES`.
+    truncated : bool
+        True when the text was longer than the cap and only its head was kept.
+    """
+
+    original: str
+    normalized: str
+    simplified: str
+    language: str
+    truncated: bool = False
+
+
+@functools.lru_cache(maxsize=2)
+def _opencc(config: str):
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional to simplified Chinese (OpenCC ``t2s``); other scripts pass through."""
+    if not _HAN_RE.search(text):
+        return text
+    return _opencc("t2s").convert(text)
+
+
+def to_traditional(text: str, variant: str = "t") -> str:
+    """Simplified to traditional Chinese; `variant` is ``"t"``, ``"tw"`` (Taiwan) or ``"hk"``."""
+    config = {"t": "s2t", "tw": "s2twp", "hk": "s2hk"}.get(variant)
+    if config is None:
+        raise ValueError(f"unknown traditional variant {variant!r}; use 't', 'tw' or 'hk'")
+    return _opencc(config).convert(text)
+
+
+def decode(data: bytes | str, *, encoding: str = "utf-8") -> str:
+    """Decode bytes strictly; undecodable input is refused, never silently mangled."""
+    if isinstance(data, str):
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(data).decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise TextInputError(
+                f"message bytes are not valid {encoding} (bad byte at offset {exc.start}); "
+                f"decode the text with its real encoding (for example gb18030 or big5) first"
+            ) from None
+    raise TextInputError(f"message must be str or bytes, got {type(data).__name__}")
+
+
+def normalize(text: str) -> str:
+    """NFKC (which also folds full-width ASCII), drop control characters, collapse spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text
+    )
+    text = _SPACE_RE.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _NEWLINES_RE.sub("\n\n", text).strip()
+
+
+def detect_language(text: str) -> str:
+    """Classify the script of a normalised message.
+
+    Chinese characters count half a word each (a Chinese word is about two characters), Latin
+    words one each; when the smaller side is at least a fifth of the whole the message is
+    ``"mixed"`` (code-switched). Chinese is ``"zh-Hant"`` when more of its characters change
+    under traditional-to-simplified conversion than under the reverse.
+    """
+    han = _HAN_RE.findall(text)
+    words = _LATIN_WORD_RE.findall(text)
+    if not han and not words:
+        return "unknown"
+    han_units, word_units = len(han) / 2, len(words)
+    if han and words and min(han_units, word_units) / (han_units + word_units) >= 0.2:
+        return "mixed"
+    if han_units >= word_units:
+        return _chinese_script("".join(han))
+    return "en"
+
+
+def _chinese_script(han: str) -> str:
+    to_s = sum(a != b for a, b in zip(han, _opencc("t2s").convert(han)))
+    to_t = sum(a != b for a, b in zip(han, _opencc("s2t").convert(han)))
+    return "zh-Hant" if to_s > to_t else "zh-Hans"
+
+
+def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> PreparedText:
+    """Validate, decode, cap and normalise one message.
+
+    Raises
+    ------
+    TextInputError
+        For None, non-text values, undecodable bytes, and text that is empty after
+        normalisation. The message says which of these it was.
+    """
+    if text is None:
+        raise TextInputError("message is None; pass the message text as a string")
+    original = decode(text)  # type: ignore[arg-type]
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be positive, got {max_chars}")
+    truncated = len(original) > max_chars
+    head = original[:max_chars] if truncated else original
+    normalized = normalize(head)
+    if not normalized:
+        kind = "empty" if not original else "whitespace or control characters only"
+        raise TextInputError(f"message is {kind}; there is nothing to triage")
+    return PreparedText(
+        original=original,
+        normalized=normalized,
+        simplified=to_simplified(normalized),
+        language=detect_language(normalized),
+        truncated=truncated,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """Word tokens for mixed Chinese/English text: jieba for Chinese, lower-cased Latin words.
+
+    Expects normalised, simplified text. Punctuation and whitespace are dropped.
+    """
+    tokens = []
+    for tok in _jieba().lcut(text):
+        tok = tok.strip().lower()
+        if tok and (tok[0].isalnum() or _HAN_RE.match(tok)):
+            tokens.append(tok)
+    return tokens
+

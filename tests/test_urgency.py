@@ -1,0 +1,60 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from retrieval.text import prepare
+from triage.urgency import decide_urgency, find_signals
+
+
+def signals(text):
+    return {r.signal for r in find_signals(prepare(text).simplified)}
+
+
+@pytest.mark.parametrize(
+    "text, signal",
+    [
+        ("充电宝充着充着鼓包了还冒烟", "safety_hazard"),
+        ("The charger caught fire and burned my desk", "safety_hazard"),
+        ("再不处理我就打12315投诉你们", "legal_threat"),
+        ("我已經找律師了", "legal_threat"),
+        ("I will contact my lawyer and the BBB", "legal_threat"),
+        ("信用卡被盗刷了三笔", "fraud"),
+        ("There are unauthorized charges on my card", "fraud"),
+        ("I'm filing a chargeback with my bank", "chargeback"),
+        ("不解决就发微博曝光你们", "public_exposure"),
+        ("这是我第三次问了", "repeated_contact"),
+        ("This is the third time I'm emailing you", "repeated_contact"),
+        ("明天就要用，急用！", "deadline"),
+        ("need it by Friday for my wedding", "deadline"),
+        ("被扣了两次钱", "money_lost"),
+        ("I was charged twice for one order", "money_lost"),
+    ],
+)
+def test_named_signals(text, signal):
+    assert signal in signals(text)
+
+
+def test_plain_question_has_no_signal():
+    assert signals("请问这款有黑色吗") == set()
+    assert signals("Do you ship to Canada?") == set()
+
+
+def test_signals_only_raise_the_level_and_are_listed():
+    received = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    result = decide_urgency("low", 0.8, prepare("我要打12315投诉").simplified, received_at=received)
+    assert result.level == "critical" and result.model_level == "low"
+    assert [r.signal for r in result.reasons] == ["legal_threat", "model"]
+    assert result.due == received + timedelta(hours=1)
+
+
+def test_signal_never_lowers_a_critical_model_level():
+    result = decide_urgency("critical", 0.9, prepare("明天要用").simplified)
+    assert result.level == "critical"
+
+
+def test_response_targets_are_configurable_and_naive_times_are_utc():
+    received = datetime(2026, 1, 5, 9, 0)
+    result = decide_urgency(
+        "normal", 0.7, "hello", received_at=received, response_targets={"normal": timedelta(hours=8)}
+    )
+    assert result.due == datetime(2026, 1, 5, 17, 0, tzinfo=timezone.utc)

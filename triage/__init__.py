@@ -1,0 +1,33 @@
+"""Bilingual (Chinese/English) customer-message triage: intent, urgency and sentiment.
+
+>>> import triage
+>>> t = triage.load()
+>>> r = t.triage("我的快递三天了还没到")
+>>> r.intent.label, r.urgency.level, r.sentiment.label
+"""
+
+from retrieval.text import TextInputError
+
+from .bundle import Bundle, BundleError, load_bundle, save_bundle
+from .entities import Entity, extract_entities, mask_pii
+from .pipeline import AbstainPolicy, Triage, default_bundle_path, load
+from .results import (
+    Contribution,
+    IntentResult,
+    SentimentResult,
+    TriageFailure,
+    TriageResult,
+    UrgencyReason,
+    UrgencyResult,
+)
+from .taxonomy import INTENT_CATEGORIES, INTENTS, SENTIMENTS, URGENCY_LEVELS
+from .training import train_bundle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbstainPolicy", "Bundle", "BundleError", "Contribution", "Entity", "INTENTS", "INTENT_CATEGORIES",
+    "IntentResult", "SENTIMENTS", "SentimentResult", "TextInputError", "Triage", "TriageFailure",
+    "TriageResult", "URGENCY_LEVELS", "UrgencyReason", "UrgencyResult", "default_bundle_path",
+    "extract_entities", "load", "load_bundle", "mask_pii", "save_bundle", "train_bundle",
+]

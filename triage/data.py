@@ -1,0 +1,111 @@
+"""Reading labeled tables (CSV, TSV, JSONL) with errors that name the file, line and field."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "tsv"}
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used; the message says where and how to fix it."""
+
+    def __init__(self, path: str | os.PathLike, message: str, *, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field = str(path), line, field
+        where = self.path + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """Texts and labels read from one file; `lines` are the 1-based source line numbers."""
+
+    texts: list[str]
+    labels: list[str]
+    lines: list[int]
+    path: str
+
+
+def file_format(path: str | os.PathLike) -> str:
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataFileError(path, f"unsupported file type {Path(path).suffix!r}; use .csv, .tsv or .jsonl")
+    return fmt
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataFileError(path, "is a directory, expected a file") from None
+    if b"\x00" in raw[:8192]:
+        raise DataFileError(path, "looks binary (contains NUL bytes); expected UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFileError(
+            path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8", line=line
+        ) from None
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each data row of a CSV, TSV or JSONL file."""
+    path = Path(path)
+    fmt = file_format(path)
+    text = _read_text(path)
+    if fmt == "jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFileError(path, f"invalid JSON ({exc.msg})", line=number) from None
+            if not isinstance(record, dict):
+                raise DataFileError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
+            yield number, record
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="," if fmt == "csv" else "\t")
+    if not reader.fieldnames:
+        raise DataFileError(path, "is empty: no header row", line=1)
+    try:
+        for record in reader:
+            if None in record:
+                raise DataFileError(
+                    path, f"row has more fields than the {len(reader.fieldnames)} in the header",
+                    line=reader.line_num,
+                )
+            yield reader.line_num, record
+    except csv.Error as exc:
+        raise DataFileError(path, f"malformed {fmt.upper()} ({exc})", line=reader.line_num) from None
+
+
+def read_labeled(path: str | os.PathLike, text_column: str, label_column: str) -> LabeledData:
+    """Read (text, label) pairs; refuses missing columns and empty cells, naming line and field."""
+    texts, labels, lines = [], [], []
+    for number, record in iter_records(path):
+        for column in (text_column, label_column):
+            if column not in record:
+                raise DataFileError(
+                    path, f"no column {column!r}; columns are {sorted(record)}", line=number, field=column
+                )
+        text, label = record[text_column], record[label_column]
+        if not isinstance(text, str) or not text.strip():
+            raise DataFileError(path, "text is empty or not a string", line=number, field=text_column)
+        if label is None or (isinstance(label, str) and not label.strip()) or isinstance(label, (dict, list)):
+            raise DataFileError(path, f"label {label!r} is empty or not a scalar", line=number, field=label_column)
+        texts.append(text)
+        labels.append(str(label).strip())
+        lines.append(number)
+    if not texts:
+        raise DataFileError(path, "contains no data rows")
+    return LabeledData(texts, labels, lines, str(path))

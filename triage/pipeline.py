@@ -1,0 +1,332 @@
+"""The Triage component: one message or a batch in, typed results out.
+
+Construction is light (it only records where the model is); :meth:`Triage.warm_up` loads the
+bundle and the encoder once, and the first call does it if you have not.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from retrieval.encoders import get_encoder
+from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
+
+from .bundle import MANIFEST, Bundle, load_bundle
+from .entities import extract_entities
+from .features import EMBEDDING_FEATURE, TextFeaturizer
+from .heads import CalibratedLinearHead
+from .results import (
+    Contribution,
+    IntentResult,
+    SentimentResult,
+    TriageFailure,
+    TriageResult,
+)
+from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES
+from .urgency import decide_urgency
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_bundle_path() -> Path:
+    """Where the shipped default bundle is: inside the installed package, or ``models/`` in a checkout."""
+    for candidate in (_PACKAGE_DIR / "_models" / "default", _PACKAGE_DIR.parent / "models" / "default"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the default model bundle is missing (expected models/default/ in a checkout or "
+        "triage/_models/default/ in an installed package); rebuild it with "
+        "`python scripts/train_default.py`"
+    )
+
+
+@dataclass
+class AbstainPolicy:
+    """When the intent head should say "I am not sure" instead of committing.
+
+    Parameters
+    ----------
+    min_confidence : float
+        Abstain when the top calibrated probability is below this.
+    min_margin : float
+        Abstain when the top probability beats the runner-up by less than this.
+    per_label : dict
+        Label-specific `min_confidence` overrides, e.g. ``{"complaint": 0.6}``.
+    """
+
+    min_confidence: float = 0.4
+    min_margin: float = 0.1
+    per_label: dict[str, float] = field(default_factory=dict)
+
+    def abstains(self, label: str, top: float, second: float) -> bool:
+        return top < self.per_label.get(label, self.min_confidence) or (top - second) < self.min_margin
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "AbstainPolicy":
+        data = data or {}
+        return cls(
+            min_confidence=float(data.get("min_confidence", cls.min_confidence)),
+            min_margin=float(data.get("min_margin", cls.min_margin)),
+            per_label={str(k): float(v) for k, v in (data.get("per_label") or {}).items()},
+        )
+
+    def to_dict(self) -> dict:
+        return {"min_confidence": self.min_confidence, "min_margin": self.min_margin, "per_label": dict(self.per_label)}
+
+
+@dataclass
+class _HeadGroup:
+    featurizer: TextFeaturizer
+    heads: dict[str, CalibratedLinearHead]
+    feature_names: np.ndarray | None = None
+
+
+class Triage:
+    """Triage messages with a model bundle.
+
+    Parameters
+    ----------
+    model : str, path, Bundle or None
+        A bundle directory, an in-memory :class:`~triage.bundle.Bundle`, or None for the
+        shipped default. Heads the bundle lacks (say, a bundle trained only for intent) come
+        from the default bundle.
+    max_chars : int
+        Longer messages are truncated to this many characters and flagged ``truncated``.
+    abstain : AbstainPolicy or dict, optional
+        Intent abstention thresholds; default: the bundle's recommended policy, if any.
+    response_targets : dict, optional
+        First-response target per urgency level (``timedelta``), overriding the defaults.
+    explain_top_k : int
+        How many features an explanation lists per head.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Bundle | None = None,
+        *,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        abstain: AbstainPolicy | dict | None = None,
+        response_targets: dict[str, timedelta] | None = None,
+        explain_top_k: int = 5,
+    ) -> None:
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be a positive number of characters, got {max_chars}")
+        self.model = model
+        self.max_chars = max_chars
+        self._abstain = abstain
+        self.response_targets = {**DEFAULT_RESPONSE_TARGETS, **(response_targets or {})}
+        self.explain_top_k = explain_top_k
+        self._groups: list[_HeadGroup] | None = None
+        self._lock = threading.Lock()
+        self.bundle: Bundle | None = None
+
+    # ------------------------------------------------------------------ loading
+    def warm_up(self) -> "Triage":
+        """Load the bundle(s) and the encoder; safe to call more than once."""
+        if self._groups is not None:
+            return self
+        with self._lock:
+            if self._groups is None:
+                self._groups = self._load_groups()
+        return self
+
+    def _load_groups(self) -> list[_HeadGroup]:
+        if isinstance(self.model, Bundle):
+            bundle = self.model
+        else:
+            bundle = load_bundle(self.model if self.model is not None else default_bundle_path())
+        self.bundle = bundle
+        groups = [_HeadGroup(bundle.featurizer, dict(bundle.heads))]
+        missing = [h for h in HEADS if h not in bundle.heads]
+        if missing:
+            default = load_bundle(default_bundle_path())
+            groups.append(_HeadGroup(default.featurizer, {h: default.heads[h] for h in missing}))
+        if isinstance(self._abstain, AbstainPolicy):
+            self.abstain = self._abstain
+        else:
+            self.abstain = AbstainPolicy.from_dict(self._abstain or bundle.manifest.get("abstain"))
+        self.categories = {**INTENT_CATEGORIES, **bundle.manifest.get("categories", {})}
+        for group in groups:
+            get_encoder(group.featurizer.encoder).warm_up()
+        return groups
+
+    @property
+    def version(self) -> str:
+        self.warm_up()
+        assert self.bundle is not None
+        return self.bundle.version
+
+    @property
+    def manifest(self) -> dict:
+        self.warm_up()
+        assert self.bundle is not None
+        return self.bundle.manifest
+
+    # ------------------------------------------------------------------ public API
+    def triage(
+        self, text: str | bytes, *, explain: bool = False, received_at: datetime | None = None
+    ) -> TriageResult:
+        """Triage one message.
+
+        Raises
+        ------
+        TextInputError
+            For None, empty or whitespace-only text, non-text values and undecodable bytes.
+        """
+        result = self.triage_batch([text], explain=explain, received_at=received_at, on_error="raise")[0]
+        assert isinstance(result, TriageResult)
+        return result
+
+    def triage_batch(
+        self,
+        texts: Sequence[str | bytes | None],
+        *,
+        explain: bool = False,
+        received_at: datetime | Sequence[datetime | None] | None = None,
+        on_error: str = "return",
+    ) -> list[TriageResult | TriageFailure]:
+        """Triage many messages at once (vectorised); results equal one-by-one calls.
+
+        Parameters
+        ----------
+        texts : sequence
+            Messages as str (or UTF-8 bytes).
+        received_at : datetime or sequence, optional
+            Arrival time for all messages, or one per message; default now.
+        on_error : {"return", "raise"}
+            With "return", a bad message becomes a :class:`TriageFailure` at its position and
+            the others are triaged; with "raise", the first bad message raises TextInputError.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("triage_batch() takes a list of messages; use triage() for one")
+        if on_error not in ("return", "raise"):
+            raise ValueError(f"on_error must be 'return' or 'raise', got {on_error!r}")
+        self.warm_up()
+        texts = list(texts)
+        times = self._arrival_times(received_at, len(texts))
+        out: list[TriageResult | TriageFailure | None] = [None] * len(texts)
+        docs: list[PreparedText] = []
+        positions: list[int] = []
+        for i, text in enumerate(texts):
+            try:
+                docs.append(prepare(text, max_chars=self.max_chars))
+                positions.append(i)
+            except TextInputError as exc:
+                if on_error == "raise":
+                    raise
+                out[i] = TriageFailure(index=i, error=str(exc))
+        if docs:
+            for i, result in zip(positions, self._triage_docs(docs, [times[i] for i in positions], explain)):
+                out[i] = result
+        return out  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _arrival_times(received_at, n: int) -> list[datetime | None]:
+        if received_at is None or isinstance(received_at, datetime):
+            return [received_at] * n
+        times = list(received_at)
+        if len(times) != n:
+            raise ValueError(f"received_at has {len(times)} entries for {n} messages")
+        return times
+
+    def _triage_docs(
+        self, docs: list[PreparedText], times: list[datetime | None], explain: bool
+    ) -> list[TriageResult]:
+        assert self._groups is not None
+        proba: dict[str, np.ndarray] = {}
+        classes: dict[str, np.ndarray] = {}
+        explanations: dict[str, list[tuple[Contribution, ...]]] = {}
+        for group in self._groups:
+            X = group.featurizer.transform(docs)
+            for name, head in group.heads.items():
+                proba[name] = head.predict_proba(X)
+                classes[name] = head.classes_
+                if explain:
+                    explanations[name] = self._explain(group, head, X, proba[name].argmax(axis=1))
+        results = []
+        for i, doc in enumerate(docs):
+            expl = {name: rows[i] for name, rows in explanations.items()}
+            results.append(
+                TriageResult(
+                    text=doc.original,
+                    language=doc.language,
+                    intent=self._intent(classes["intent"], proba["intent"][i], expl.get("intent")),
+                    urgency=self._urgency(
+                        classes["urgency"], proba["urgency"][i], doc, times[i], expl.get("urgency")
+                    ),
+                    sentiment=self._sentiment(classes["sentiment"], proba["sentiment"][i], expl.get("sentiment")),
+                    entities=tuple(extract_entities(doc.normalized)),
+                    truncated=doc.truncated,
+                    model_version=self.bundle.version if self.bundle else "",
+                )
+            )
+        return results
+
+    def _intent(self, labels: np.ndarray, p: np.ndarray, explanation) -> IntentResult:
+        order = np.argsort(-p)
+        top, second = p[order[0]], (p[order[1]] if len(order) > 1 else 0.0)
+        label = str(labels[order[0]])
+        return IntentResult(
+            label=label,
+            category=self.categories.get(label),
+            confidence=float(top),
+            abstained=self.abstain.abstains(label, float(top), float(second)),
+            alternatives=tuple((str(labels[j]), float(p[j])) for j in order[1:3]),
+            explanation=explanation,
+        )
+
+    def _urgency(self, labels, p, doc: PreparedText, received_at, explanation):
+        j = int(p.argmax())
+        result = decide_urgency(
+            str(labels[j]),
+            float(p[j]),
+            doc.simplified,
+            received_at=received_at,
+            response_targets=self.response_targets,
+        )
+        return result if explanation is None else replace(result, explanation=explanation)
+
+    @staticmethod
+    def _sentiment(labels, p, explanation) -> SentimentResult:
+        index = {str(lab): k for k, lab in enumerate(labels)}
+        score = float(p[index["positive"]] if "positive" in index else 0.0) - float(
+            p[index["negative"]] if "negative" in index else 0.0
+        )
+        j = int(p.argmax())
+        return SentimentResult(label=str(labels[j]), score=score, confidence=float(p[j]), explanation=explanation)
+
+    def _explain(self, group: _HeadGroup, head: CalibratedLinearHead, X: sparse.csr_matrix, winners) -> list:
+        """Top features pushing each row towards its predicted label (weight x value)."""
+        if group.feature_names is None:
+            group.feature_names = group.featurizer.get_feature_names_out()
+        names = group.feature_names
+        weights = head.class_weights()
+        rows = []
+        for i, k in enumerate(winners):
+            row = X.getrow(i)
+            contrib: dict[str, float] = {}
+            for col, val in zip(row.indices, row.data):
+                name = names[col]
+                key = EMBEDDING_FEATURE if name.startswith("emb:") else name
+                contrib[key] = contrib.get(key, 0.0) + float(val * weights[k, col])
+            best = sorted(contrib.items(), key=lambda kv: -kv[1])[: self.explain_top_k]
+            rows.append(tuple(Contribution(n, w) for n, w in best if w > 0))
+        return rows
+
+
+def load(model: str | os.PathLike | None = None, **options) -> Triage:
+    """Load a bundle (default: the shipped one) and return a warmed-up :class:`Triage`.
+
+    Keyword options are passed to :class:`Triage` (``max_chars``, ``abstain``,
+    ``response_targets``, ``explain_top_k``).
+    """
+    return Triage(model, **options).warm_up()

@@ -1,0 +1,145 @@
+"""Typed results of triage; ``to_dict()`` gives the JSON form used by the CLI and services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .entities import Entity
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One feature's push towards a label: weight times feature value (linear heads)."""
+
+    feature: str
+    weight: float
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "weight": round(self.weight, 4)}
+
+
+@dataclass(frozen=True)
+class IntentResult:
+    """The intent head's decision.
+
+    `abstained` means the model is unsure (low confidence or a small margin over the runner-up):
+    `label` is still its best guess, but a person should review it.
+    """
+
+    label: str
+    category: str | None
+    confidence: float
+    abstained: bool
+    alternatives: tuple[tuple[str, float], ...] = ()
+    explanation: tuple[Contribution, ...] | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        return self.abstained
+
+    def to_dict(self) -> dict:
+        out = {
+            "label": self.label,
+            "category": self.category,
+            "confidence": round(self.confidence, 4),
+            "abstained": self.abstained,
+            "alternatives": [{"label": lab, "confidence": round(p, 4)} for lab, p in self.alternatives],
+        }
+        if self.explanation is not None:
+            out["explanation"] = [c.to_dict() for c in self.explanation]
+        return out
+
+
+@dataclass(frozen=True)
+class UrgencyReason:
+    """Why the urgency is what it is: a named signal with the words that showed it, or the model."""
+
+    signal: str
+    level: str
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return {"signal": self.signal, "level": self.level, "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class UrgencyResult:
+    """Urgency level, the reasons for it, and the first-response deadline.
+
+    `model_level` is what the classifier said; named signals can only raise it to `level`.
+    `due` is `received_at` plus the level's first-response target (timezone-aware).
+    """
+
+    level: str
+    model_level: str
+    confidence: float
+    reasons: tuple[UrgencyReason, ...]
+    due: datetime
+    explanation: tuple[Contribution, ...] | None = None
+
+    def to_dict(self) -> dict:
+        out = {
+            "level": self.level,
+            "model_level": self.model_level,
+            "confidence": round(self.confidence, 4),
+            "reasons": [r.to_dict() for r in self.reasons],
+            "due": self.due.isoformat(),
+        }
+        if self.explanation is not None:
+            out["explanation"] = [c.to_dict() for c in self.explanation]
+        return out
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    """Sentiment label and a score in [-1, 1] (P(positive) - P(negative); < 0 leans negative)."""
+
+    label: str
+    score: float
+    confidence: float
+    explanation: tuple[Contribution, ...] | None = None
+
+    def to_dict(self) -> dict:
+        out = {"label": self.label, "score": round(self.score, 4), "confidence": round(self.confidence, 4)}
+        if self.explanation is not None:
+            out["explanation"] = [c.to_dict() for c in self.explanation]
+        return out
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    """Everything triage knows about one message."""
+
+    text: str
+    language: str
+    intent: IntentResult
+    urgency: UrgencyResult
+    sentiment: SentimentResult
+    entities: tuple[Entity, ...]
+    truncated: bool = False
+    model_version: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "language": self.language,
+            "intent": self.intent.to_dict(),
+            "urgency": self.urgency.to_dict(),
+            "sentiment": self.sentiment.to_dict(),
+            "entities": [e.to_dict() for e in self.entities],
+            "truncated": self.truncated,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class TriageFailure:
+    """A batch item that could not be triaged; the rest of the batch is unaffected."""
+
+    index: int
+    error: str
+    reason: str = "invalid_input"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "error": self.error, "reason": self.reason}

