@@ -18,7 +18,8 @@ LANGUAGES = ("zh-Hans", "zh-Hant", "en", "mixed", "unknown")
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RE = re.compile(f"[{_HAN}]")
-_LATIN_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’]+")
+# Latin words, not letters glued to digits (SF1403928475612 is a tracking number, not English).
+_LATIN_WORD_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z'’]+(?![A-Za-z0-9])")
 _SPACE_RE = re.compile(r"[ \t\u00a0\u3000]+")
 _NEWLINES_RE = re.compile(r"\n{3,}")
 
@@ -89,13 +90,20 @@ def decode(data: bytes | str, *, encoding: str = "utf-8") -> str:
     raise TextInputError(f"message must be str or bytes, got {type(data).__name__}")
 
 
+def _clean_char(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ""  # zero-width and direction marks: invisible, would split words
+    if category[0] == "C" and ch not in "\n\t":
+        return " "
+    return ch
+
+
 def normalize(text: str) -> str:
     """NFKC (which also folds full-width ASCII), drop control characters, collapse spaces."""
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(
-        ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text
-    )
+    text = "".join(_clean_char(ch) for ch in text)
     text = _SPACE_RE.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _NEWLINES_RE.sub("\n\n", text).strip()

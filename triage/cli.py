@@ -29,8 +29,8 @@ from .taxonomy import HEADS, URGENCY_LEVELS
 from .training import train_bundle
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _default_samples() -> Path:

@@ -1,0 +1,73 @@
+"""Speed and memory of the shipped default on this machine.
+
+    python benchmarks/bench_speed.py [--messages 5000]
+
+Load time and peak resident memory are measured in a fresh process (import + load + a batch);
+throughput uses short held-out messages (at most 40 characters), repeated to --messages.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from common import ROOT, print_table
+
+PROBE = r"""
+import json, resource, sys, time
+started = time.perf_counter()
+import triage
+t = triage.load()
+loaded = time.perf_counter() - started
+texts = json.loads(sys.stdin.read())
+t.triage_batch(texts)
+print(json.dumps({"load_s": loaded, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--single", type=int, default=500, help="one-message calls to time")
+    args = parser.parse_args()
+
+    import triage
+    from triage.data import iter_records
+
+    rows = [r["text"] for _, r in iter_records(ROOT / "data" / "eval" / "heldout.jsonl")]
+    short = [t for t in rows if len(t) <= 40]
+    texts = (short * (args.messages // len(short) + 1))[: args.messages]
+
+    proc = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(texts), capture_output=True, text=True, check=True)
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    t = triage.load()
+    t.triage_batch(texts[:200])  # warm caches (jieba, BLAS)
+    started = time.perf_counter()
+    t.triage_batch(texts)
+    batch_rate = len(texts) / (time.perf_counter() - started)
+
+    latencies = []
+    for text in (short * (args.single // len(short) + 1))[: args.single]:
+        started = time.perf_counter()
+        t.triage(text)
+        latencies.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    p99 = latencies[int(0.99 * (len(latencies) - 1))]
+    print_table(
+        f"default model {t.version}, {len(short)} distinct short messages",
+        ["measure", "value", "target"],
+        [
+            ["triage_batch throughput", f"{batch_rate:.0f} messages/s", ">= 1500"],
+            ["one message p50", f"{statistics.median(latencies):.1f} ms", "<= 10 ms"],
+            ["one message p99", f"{p99:.1f} ms", "<= 30 ms"],
+            ["load time (import + load, fresh process)", f"{fresh['load_s']:.2f} s", "<= 3 s"],
+            ["peak resident memory (fresh process, after the batch)", f"{fresh['peak_rss_mb']:.0f} MB", "<= 500 MB"],
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+import json
+
+from conftest import run_cli
+
+
+def test_classify_json():
+    proc = run_cli("classify", "--json", "我要退货，衣服太小了", "Where is my order #100234?")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data) == 2
+    assert data[0]["intent"]["label"] == "return_exchange"
+    assert data[1]["entities"][0]["type"] == "order_number"
+
+
+def test_classify_text_output_and_stdin():
+    proc = run_cli("classify", "--explain", "-", input="信用卡被盗刷了！")
+    assert proc.returncode == 0, proc.stderr
+    assert "critical" in proc.stdout and "fraud" in proc.stdout and "why intent" in proc.stdout
+
+
+def test_classify_refuses_empty_text():
+    proc = run_cli("classify", "  ")
+    assert proc.returncode == 1
+    assert "whitespace" in proc.stderr
+
+
+def test_train_and_evaluate_round_trip(tmp_path):
+    rows = [("where is my parcel", "track"), ("has it shipped", "track"), ("tracking please", "track"),
+            ("我的快递到哪了", "track"), ("订单发货没", "track"), ("what's the status of my order", "track"),
+            ("refund please", "money"), ("I want my money back", "money"), ("退款到账没", "money"),
+            ("钱还没退", "money"), ("when do I get the refund", "money"), ("refund status?", "money"),
+            ("asdfgh", "oos"), ("what's the weather", "oos"), ("讲个笑话", "oos"), ("hello there", "oos"),
+            ("你好", "oos"), ("who won the game", "oos")]
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows), encoding="utf-8")
+    out = tmp_path / "bundle"
+    proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                   "--unknown-label", "oos", "--encoder", "none", "--calibration-folds", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["unknown_label"] == "oos" and manifest["heads"]["intent"]["labels"] == ["money", "oos", "track"]
+
+    proc = run_cli("evaluate", "--model", str(out), "--data", str(data), "--text-column", "text",
+                   "--label-column", "label", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["n"] == len(rows) and report["accuracy"] > 0.8
+    assert report["unknown_label"] == "oos" and report["in_scope_accuracy"] is not None
+    assert report["oos_recall"] is not None
+    assert {s["label"] for s in report["per_label"]} >= {"money", "oos", "track"}
+
+    proc = run_cli("evaluate", "--model", str(out), "--data", str(data), "--text-column", "text",
+                   "--label-column", "label")
+    assert "macro_f1" in proc.stdout and "per label" in proc.stdout
+
+
+def test_train_names_the_bad_line(tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "ok", "label": "a"}\n{"text": "", "label": "b"}\n', encoding="utf-8")
+    proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                   "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1
+    assert "bad.jsonl, line 2, field 'text'" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_scores_sample_tickets_and_reports_bad_rows(root):
+    proc = run_cli("demo", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "summary" in proc.stdout and "tickets scored" in proc.stdout
+    assert "refused" in proc.stderr

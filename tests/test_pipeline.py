@@ -1,0 +1,119 @@
+"""End to end with the shipped default model."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import triage
+from triage import TextInputError, TriageFailure, TriageResult
+
+CASES = [
+    # text, language, intent, urgency, sentiment
+    ("我的快递三天了还没到，物流一直不更新", "zh-Hans", "delivery_problem", None, "negative"),
+    ("请问这款电饭煲有没有3L的？", "zh-Hans", "product_inquiry", "low", "neutral"),
+    ("充電寶用了兩天就鼓包冒煙了，差點燒到小孩！", "zh-Hant", "quality_issue", "critical", "negative"),
+    ("請問可以開增值稅專用發票嗎？", "zh-Hant", "invoice", None, "neutral"),
+    ("Someone used my card to buy 3 phones on my account, I did not make these orders!", "en", None, "critical", "negative"),
+    ("How do I reset my password? The login page keeps saying wrong password", "en", "account_access", None, None),
+    ("Thank you so much, the delivery guy was super friendly and the shoes fit perfectly!", "en", "feedback", "low", "positive"),
+    ("我想cancel这个order，还没发货吧？", "mixed", "order_cancel", None, None),
+    ("退款already批准了但是money还没到我的卡上", "mixed", "refund", None, "negative"),
+]
+
+
+@pytest.mark.parametrize("text, language, intent, urgency, sentiment", CASES)
+def test_default_triages_real_messages(default_triage, text, language, intent, urgency, sentiment):
+    r = default_triage.triage(text)
+    assert r.language == language
+    if intent:
+        assert r.intent.label == intent, r.intent
+        assert r.intent.category == triage.INTENT_CATEGORIES[intent]
+    if urgency:
+        assert r.urgency.level == urgency, r.urgency
+    if sentiment:
+        assert r.sentiment.label == sentiment, r.sentiment
+    assert -1.0 <= r.sentiment.score <= 1.0
+
+
+def test_legal_threat_is_critical_with_a_reason_and_one_hour_due(default_triage):
+    received = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    r = default_triage.triage("再不给我退款我就去12315投诉你们！", received_at=received)
+    assert r.urgency.level == "critical"
+    assert "legal_threat" in [x.signal for x in r.urgency.reasons]
+    assert r.urgency.due == received + timedelta(hours=1)
+    assert r.sentiment.score < 0
+
+
+def test_batch_equals_one_by_one_and_keeps_bad_rows_in_place(default_triage):
+    texts = [CASES[0][0], "", CASES[4][0], None, "   ", CASES[6][0]]
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    batch = default_triage.triage_batch(texts, received_at=when)
+    assert [type(r) for r in batch] == [TriageResult, TriageFailure, TriageResult, TriageFailure, TriageFailure, TriageResult]
+    assert batch[1].index == 1 and "empty" in batch[1].error
+    assert "None" in batch[3].error
+    for i in (0, 2, 5):
+        single = default_triage.triage(texts[i], received_at=when)
+        assert single.to_dict() == batch[i].to_dict()
+
+
+def test_bad_single_input_raises_clear_errors(default_triage):
+    with pytest.raises(TextInputError, match="None"):
+        default_triage.triage(None)
+    with pytest.raises(TextInputError, match="whitespace"):
+        default_triage.triage(" \n ")
+    with pytest.raises(TextInputError, match="not valid utf-8"):
+        default_triage.triage(b"\xc4\xe3\xba\xc3\xff")
+    with pytest.raises(TypeError, match="list of messages"):
+        default_triage.triage_batch("not a list")
+
+
+def test_long_text_is_truncated_and_flagged():
+    t = triage.Triage(max_chars=50)
+    r = t.triage("我要退货，" * 100)
+    assert r.truncated and r.text == "我要退货，" * 100
+
+
+def test_result_is_json_serialisable_with_entities(default_triage):
+    r = default_triage.triage("订单号3812764590213345678被扣了两次钱¥299，电话13812345678")
+    data = json.loads(json.dumps(r.to_dict(), ensure_ascii=False))
+    kinds = [e["type"] for e in data["entities"]]
+    assert kinds == ["order_number", "amount", "phone"]
+    assert data["urgency"]["due"].endswith("+00:00")
+    assert data["model_version"] == default_triage.version
+    assert "money_lost" in [x["signal"] for x in data["urgency"]["reasons"]]
+
+
+def test_explain_lists_features_for_every_head(default_triage):
+    r = default_triage.triage("我的快递三天了还没到", explain=True)
+    assert r.intent.explanation and r.urgency.explanation and r.sentiment.explanation
+    names = [c.feature for c in r.intent.explanation]
+    assert any(n.startswith(("word:", "char:")) for n in names)
+    assert all(c.weight > 0 for c in r.intent.explanation)
+    assert default_triage.triage("我的快递三天了还没到").intent.explanation is None
+
+
+def test_abstention_thresholds_are_configurable_per_label():
+    strict = triage.load(abstain={"min_confidence": 1.0, "min_margin": 0.0})
+    r = strict.triage("hello")
+    assert r.intent.abstained and r.intent.label  # keeps its best guess
+    lenient = triage.load(abstain=triage.AbstainPolicy(min_confidence=0.0, min_margin=0.0, per_label={}))
+    assert not lenient.triage("hello").intent.abstained
+    policy = triage.AbstainPolicy(min_confidence=0.1, min_margin=0.0, per_label={"complaint": 0.99})
+    assert policy.abstains("complaint", 0.9, 0.05) and not policy.abstains("refund", 0.9, 0.05)
+
+
+def test_ambiguous_text_has_lower_confidence_than_clear_text(default_triage):
+    clear = default_triage.triage("I want to cancel my order please, I ordered the wrong size")
+    vague = default_triage.triage("hmm ok")
+    assert clear.intent.confidence > vague.intent.confidence
+
+
+def test_response_targets_override(default_triage):
+    t = triage.load(response_targets={"low": timedelta(hours=5)})
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    r = t.triage("請問這款有黑色嗎", received_at=when)
+    if r.urgency.level == "low":
+        assert r.urgency.due == when + timedelta(hours=5)
+    else:
+        pytest.fail(f"expected low urgency for a plain pre-sales question, got {r.urgency.level}")
