@@ -96,11 +96,13 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # Ticket streams repeat themselves ("hi", "在吗"): embed each distinct text once.
+        unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
         parts = [
-            self._encode(texts[i : i + self.batch_size], role)
-            for i in range(0, len(texts), self.batch_size)
+            self._encode(list(unique[i : i + self.batch_size]), role)
+            for i in range(0, len(unique), self.batch_size)
         ]
-        out = np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
+        out = np.ascontiguousarray(np.vstack(parts)[inverse.reshape(-1)], dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
@@ -242,7 +244,8 @@ class SentenceTransformerEncoder(Encoder):
             raise EncoderUnavailableError(
                 f"could not load sentence-transformers model {self.model_ref!r} offline: {exc}"
             ) from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         self._dim = int(dim) if dim else int(self._model.encode(["x"]).shape[1])
 
     def _encode(self, texts: list[str], role: str) -> np.ndarray:

@@ -103,10 +103,16 @@ def test_abstention_thresholds_are_configurable_per_label():
     assert policy.abstains("complaint", 0.9, 0.05) and not policy.abstains("refund", 0.9, 0.05)
 
 
-def test_ambiguous_text_has_lower_confidence_than_clear_text(default_triage):
-    clear = default_triage.triage("I want to cancel my order please, I ordered the wrong size")
-    vague = default_triage.triage("hmm ok")
-    assert clear.intent.confidence > vague.intent.confidence
+def test_intent_confidence_is_calibrated_on_the_heldout_split(default_triage, root):
+    from triage.data import iter_records
+
+    rows = [r for _, r in iter_records(root / "data" / "eval" / "heldout.jsonl")]
+    results = default_triage.triage_batch([r["text"] for r in rows])
+    accuracy = sum(r["intent"] == res.intent.label for r, res in zip(rows, results)) / len(rows)
+    confidence = sum(res.intent.confidence for res in results) / len(rows)
+    assert abs(confidence - accuracy) < 0.08, (confidence, accuracy)
+    kept = [(r, res) for r, res in zip(rows, results) if not res.intent.abstained]
+    assert sum(r["intent"] == res.intent.label for r, res in kept) / len(kept) > accuracy
 
 
 def test_response_targets_override(default_triage):
