@@ -84,6 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "embedding_weight": args.embedding_weight,
         "char_ngram_range": tuple(args.char_ngrams),
         "word_ngram_range": tuple(args.word_ngrams),
+        "max_char_features": args.max_char_features,
+        "max_word_features": args.max_word_features,
     }
     bundle = train_bundle(
         data.texts,
@@ -223,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding-weight", type=float, default=1.0, help="weight of sentence embeddings vs TF-IDF")
     p.add_argument("--char-ngrams", type=int, nargs=2, default=(1, 4), metavar=("MIN", "MAX"))
     p.add_argument("--word-ngrams", type=int, nargs=2, default=(1, 2), metavar=("MIN", "MAX"))
+    p.add_argument("--max-char-features", type=int, default=80_000, help="character n-gram vocabulary cap")
+    p.add_argument("--max-word-features", type=int, default=40_000, help="word n-gram vocabulary cap")
     p.add_argument("--model-type", choices=sorted(HEAD_REGISTRY), default="linear-svm")
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
