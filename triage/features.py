@@ -73,22 +73,13 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
     def fit(self, X: Sequence[str | PreparedText], y=None) -> "TextFeaturizer":
         docs = _as_prepared(X)
         simplified = [d.simplified.lower() for d in docs]
+        shared = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
         self.char_vectorizer_ = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=tuple(self.char_ngram_range),
-            sublinear_tf=True,
-            max_features=self.max_char_features,
-            lowercase=False,
-            dtype=np.float32,
+            analyzer="char_wb", ngram_range=tuple(self.char_ngram_range), max_features=self.max_char_features, **shared
         ).fit(simplified)
         self.word_vectorizer_ = TfidfVectorizer(
-            tokenizer=tokenize,
-            token_pattern=None,
-            ngram_range=tuple(self.word_ngram_range),
-            sublinear_tf=True,
-            max_features=self.max_word_features,
-            lowercase=False,
-            dtype=np.float32,
+            tokenizer=tokenize, token_pattern=None, ngram_range=tuple(self.word_ngram_range),
+            max_features=self.max_word_features, **shared,
         ).fit(simplified)
         for vectorizer in (self.char_vectorizer_, self.word_vectorizer_):
             vectorizer.__dict__.pop("stop_words_", None)  # older scikit-learn: large, unused

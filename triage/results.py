@@ -8,6 +8,13 @@ from datetime import datetime
 from .entities import Entity
 
 
+def _with_explanation(out: dict, explanation: tuple["Contribution", ...] | None) -> dict:
+    # Explanations are opt-in (explain=True); absent means "not asked", not "empty".
+    if explanation is not None:
+        out["explanation"] = [c.to_dict() for c in explanation]
+    return out
+
+
 @dataclass(frozen=True)
 class Contribution:
     """One feature's push towards a label: weight times feature value (linear heads)."""
@@ -46,9 +53,7 @@ class IntentResult:
             "abstained": self.abstained,
             "alternatives": [{"label": lab, "confidence": round(p, 4)} for lab, p in self.alternatives],
         }
-        if self.explanation is not None:
-            out["explanation"] = [c.to_dict() for c in self.explanation]
-        return out
+        return _with_explanation(out, self.explanation)
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,7 @@ class UrgencyResult:
             "reasons": [r.to_dict() for r in self.reasons],
             "due": self.due.isoformat(),
         }
-        if self.explanation is not None:
-            out["explanation"] = [c.to_dict() for c in self.explanation]
-        return out
+        return _with_explanation(out, self.explanation)
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,7 @@ class SentimentResult:
 
     def to_dict(self) -> dict:
         out = {"label": self.label, "score": round(self.score, 4), "confidence": round(self.confidence, 4)}
-        if self.explanation is not None:
-            out["explanation"] = [c.to_dict() for c in self.explanation]
-        return out
+        return _with_explanation(out, self.explanation)
 
 
 @dataclass(frozen=True)
