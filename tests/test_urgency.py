@@ -21,6 +21,8 @@ def signals(text):
         ("信用卡被盗刷了三笔", "fraud"),
         ("There are unauthorized charges on my card", "fraud"),
         ("I'm filing a chargeback with my bank", "chargeback"),
+        ("再唔處理我就同銀行講chargeback", "chargeback"),
+        ("my account kena hack, someone used my wallet", "fraud"),
         ("不解决就发微博曝光你们", "public_exposure"),
         ("这是我第三次问了", "repeated_contact"),
         ("This is the third time I'm emailing you", "repeated_contact"),

@@ -30,17 +30,21 @@ class UrgencySignal:
 
 
 def _signal(name: str, level: str, *alternatives: str) -> UrgencySignal:
-    return UrgencySignal(name, level, re.compile("|".join(alternatives), re.IGNORECASE))
+    # ASCII mode: Chinese characters are not word characters, so English word boundaries also
+    # hold inside code-switched text such as "同银行讲chargeback".
+    return UrgencySignal(name, level, re.compile("|".join(alternatives), re.IGNORECASE | re.ASCII))
 
 
 DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     _signal(
         "safety_hazard", "critical",
         r"爆炸|炸了|起火|着火|冒烟|自燃|烧焦|烧伤|烫伤|触电|漏电|电到|鼓包|受伤|流血|划伤|割伤"
-        r"|中毒|过敏|送医|医院|住院|急诊|窒息|误吞|吞了|呕吐|上吐下泻|拉肚子|发烧|伤到",
+        r"|中毒|过敏|送医|医院|住院|急诊|窒息|误吞|吞了|呕吐|上吐下泻|拉肚子|发烧|伤到"
+        r"|怀孕|孕妇|孕期|摔倒|跌倒|跌亲|摔伤|救命|呼吸困难|氧气|制氧机|呼吸机",
         r"\b(?:fire|caught fire|on fire|explod\w*|burn(?:ed|t|s|ing)?|smok(?:e|ing) came|electric(?:al)? shock"
         r"|shocked me|swell\w*|swollen|injur\w*|hurt|bleed\w*|hospital\w*|emergency room|allergic"
-        r"|food poisoning|poison\w*|chok\w*|rash|vomit\w*|sparks?|overheat\w*|melt\w*)\b",
+        r"|food poisoning|poison\w*|chok\w*|rash|vomit\w*|sparks?|overheat\w*|melt\w*|pregnan\w*"
+        r"|oxygen|can'?t breathe|life[- ]threatening|medical emergency)\b",
     ),
     _signal(
         "legal_threat", "critical",
@@ -52,7 +56,7 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
         "fraud", "critical",
         r"盗刷|被盗|盗号|诈骗|骗子|被骗|未授权|没有授权|不是我本?人?(?:买|下单|下的|操作|付|支付)|陌生(?:的)?(?:扣款|订单|登录|设备)"
         r"|莫名其?妙?(?:地|的)?(?:被)?扣|账号被(?:盗|黑|人登)|被人(?:登录|盗用|冒用)|冒充|钓鱼",
-        r"\b(?:fraud\w*|scam\w*|stolen|unauthori[sz]ed|hack(?:ed|er)|phishing|identity theft"
+        r"\b(?:fraud\w*|scam\w*|stolen|unauthori[sz]ed|hack(?:ed|er|ing)?|phishing|identity theft"
         r"|did(?:n't| not) (?:make|authori[sz]e|place|buy|order) (?:this|these|that|it|any)"
         r"|someone (?:else )?(?:logged|used|placed|accessed|bought)|not made by me)\b",
     ),
