@@ -175,6 +175,13 @@ def _jieba():
     return jieba
 
 
+def warm_up() -> None:
+    """Load the jieba dictionary and the OpenCC tables now rather than on the first message."""
+    _jieba()
+    for config in ("t2s", "s2t"):
+        _opencc(config)
+
+
 def tokenize(text: str) -> list[str]:
     """Word tokens for mixed Chinese/English text: jieba for Chinese, lower-cased Latin words.
 

@@ -18,6 +18,7 @@ from scipy import sparse
 
 from retrieval.encoders import get_encoder
 from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
+from retrieval.text import warm_up as load_text_resources
 
 from .bundle import MANIFEST, Bundle, load_bundle
 from .entities import extract_entities
@@ -156,6 +157,7 @@ class Triage:
         self.categories = {**INTENT_CATEGORIES, **bundle.manifest.get("categories", {})}
         for group in groups:
             get_encoder(group.featurizer.encoder).warm_up()
+        load_text_resources()
         return groups
 
     @property
