@@ -41,10 +41,6 @@ class IntentResult:
     alternatives: tuple[tuple[str, float], ...] = ()
     explanation: tuple[Contribution, ...] | None = None
 
-    @property
-    def needs_review(self) -> bool:
-        return self.abstained
-
     def to_dict(self) -> dict:
         out = {
             "label": self.label,

@@ -55,7 +55,3 @@ def urgency_rank(level: str) -> int:
     except ValueError:
         raise ValueError(f"unknown urgency level {level!r}; expected one of {URGENCY_LEVELS}") from None
 
-
-def category_of(intent: str, categories: dict[str, str] | None = None) -> str | None:
-    """The category of `intent` in `categories` (default taxonomy if None); None if unknown."""
-    return (INTENT_CATEGORIES if categories is None else categories).get(intent)
