@@ -14,6 +14,7 @@ def signals(text):
     "text, signal",
     [
         ("充电宝充着充着鼓包了还冒烟", "safety_hazard"),
+        ("行動電源在包包裡膨脹發燙", "safety_hazard"),
         ("The charger caught fire and burned my desk", "safety_hazard"),
         ("再不处理我就打12315投诉你们", "legal_threat"),
         ("我已經找律師了", "legal_threat"),

@@ -40,7 +40,7 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
         "safety_hazard", "critical",
         r"爆炸|炸了|起火|着火|冒烟|自燃|烧焦|烧伤|烫伤|触电|漏电|电到|鼓包|受伤|流血|划伤|割伤"
         r"|中毒|过敏|送医|医院|住院|急诊|窒息|误吞|吞了|呕吐|上吐下泻|拉肚子|发烧|伤到"
-        r"|怀孕|孕妇|孕期|摔倒|跌倒|跌亲|摔伤|救命|呼吸困难|氧气|制氧机|呼吸机",
+        r"|怀孕|孕妇|孕期|摔倒|跌倒|跌亲|摔伤|救命|呼吸困难|氧气|制氧机|呼吸机|膨胀|发烫|过热|烫手",
         r"\b(?:fire|caught fire|on fire|explod\w*|burn(?:ed|t|s|ing)?|smok(?:e|ing) came|electric(?:al)? shock"
         r"|shocked me|swell\w*|swollen|injur\w*|hurt|bleed\w*|hospital\w*|emergency room|allergic"
         r"|food poisoning|poison\w*|chok\w*|rash|vomit\w*|sparks?|overheat\w*|melt\w*|pregnan\w*"
