@@ -149,9 +149,12 @@ def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> PreparedText
     original = decode(text)  # type: ignore[arg-type]
     if max_chars < 1:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
-    truncated = len(original) > max_chars
-    head = original[:max_chars] if truncated else original
-    normalized = normalize(head)
+    # Leading blanks do not count against the cap, and the cap applies again after NFKC,
+    # which can expand a character many times (U+FDFA becomes 18).
+    body = original.lstrip()
+    normalized = normalize(body[:max_chars])
+    truncated = len(body) > max_chars or len(normalized) > max_chars
+    normalized = normalized[:max_chars]
     if not normalized:
         kind = "empty" if not original else "whitespace or control characters only"
         raise TextInputError(f"message is {kind}; there is nothing to triage")

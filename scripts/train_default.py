@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from retrieval.text import normalize  # noqa: E402
 from triage.bundle import save_bundle  # noqa: E402
 from triage.data import iter_records  # noqa: E402
 from triage.evaluation import evaluate_bundle  # noqa: E402
@@ -42,9 +43,9 @@ def load_messages() -> list[dict]:
             for field, values in allowed.items():
                 if record.get(field) not in values:
                     raise SystemExit(f"{path}:{line}: {field} {record.get(field)!r} is not one of {sorted(values)}")
-            text = record["text"].strip()
-            if text and text not in seen:
-                seen.add(text)
+            key = normalize(record["text"]).lower()  # near-identical spellings count as one message
+            if key and key not in seen:
+                seen.add(key)
                 rows.append({k: record.get(k) for k in FIELDS})
     return rows
 

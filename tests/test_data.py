@@ -51,3 +51,9 @@ def test_wrong_encoding_and_binary(tmp_path):
         read_labeled(binary, "text", "label")
     with pytest.raises(DataFileError, match="file not found"):
         read_labeled(tmp_path / "nope.csv", "text", "label")
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = write(tmp_path, "u.jsonl", '{"text": "line\u2028break", "label": "a"}\n{"text": "b", "label": "c"}\n')
+    data = read_labeled(path, "text", "label")
+    assert data.texts == ["line\u2028break", "b"] and data.lines == [1, 2]

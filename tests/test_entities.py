@@ -63,3 +63,18 @@ def test_mask_pii_masks_email_phone_card_but_keeps_order_numbers():
 def test_mask_pii_rejects_unknown_types():
     with pytest.raises(ValueError, match="cannot mask"):
         mask_pii("x", types=("address",))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I confirm 3 items", "inform 5 friends", "the sharp 5 knife", "买了2块蛋糕", "declined 3 times", "maybe 2 days"],
+)
+def test_words_and_measure_words_are_not_amounts_or_dates(text):
+    assert [e for e in extract_entities(text) if e.type in ("amount", "date")] == []
+
+
+def test_phone_with_country_code_is_a_phone_and_order_numbers_are_not_cards():
+    assert mask_pii("手机号8613912345678") == "手机号[PHONE]"
+    assert mask_pii("订单号4111111111111111") == "订单号4111111111111111"
+    assert mask_pii("卡号4111111111111111") == "卡号[CARD]"
+    assert [(e.type, e.value["amount"]) for e in extract_entities("一共50块")] == [("amount", 50.0)]

@@ -84,3 +84,9 @@ def test_tokenize_mixes_jieba_words_and_latin_words():
     tokens = tokenize("我的order还没有发货 iPhone")
     assert "order" in tokens and "iphone" in tokens and "发货" in tokens
     assert "," not in tokens
+
+
+def test_leading_blanks_do_not_count_against_the_cap_and_nfkc_growth_is_capped():
+    assert prepare(" " * 10 + "退款", max_chars=5).normalized == "退款"
+    doc = prepare("\ufdfa" * 10, max_chars=50)
+    assert doc.truncated and len(doc.normalized) == 50

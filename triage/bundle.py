@@ -31,8 +31,11 @@ MANIFEST = "manifest.json"
 FEATURIZER_FILE = "featurizer.skops"
 DISTRIBUTION = "kefu-triage"
 
-# Module prefixes whose types skops may rebuild from a bundle.
-_TRUSTED_PREFIXES = ("triage.", "retrieval.", "sklearn.", "numpy.", "scipy.", "builtins.")
+# The only types beyond skops' own safe defaults (scikit-learn estimators, numpy, scipy) that a
+# bundle may contain. Exact names: a prefix such as "builtins." would admit eval.
+_TRUSTED_TYPES = frozenset(
+    {"triage.features.TextFeaturizer", "triage.heads.CalibratedLinearHead", "retrieval.text.tokenize"}
+)
 _VERSIONED_PACKAGES = ("scikit-learn", "numpy", "scipy", "skops", "jieba")
 
 
@@ -104,7 +107,12 @@ def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(target, backup)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, target)  # put the previous bundle back
+            raise
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         bundle.manifest = manifest
@@ -126,9 +134,13 @@ def read_manifest(directory: str | os.PathLike) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path} must hold a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} has format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
-    if manifest.get("format_version", 0) > BUNDLE_FORMAT_VERSION:
+    if not isinstance(manifest.get("format_version"), int):
+        raise BundleError(f"{path}: format_version must be an integer, got {manifest.get('format_version')!r}")
+    if manifest["format_version"] > BUNDLE_FORMAT_VERSION:
         raise BundleError(
             f"{path} uses bundle format {manifest['format_version']}, newer than this library "
             f"reads ({BUNDLE_FORMAT_VERSION}); upgrade {DISTRIBUTION}"
@@ -136,8 +148,12 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
-def _load_file(directory: Path, entry: dict):
-    path = directory / entry["path"]
+def _load_file(directory: Path, name: str, entry: object):
+    if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)):
+        raise BundleError(f"manifest of {directory}: file entry {name!r} needs string 'path' and 'sha256'")
+    path = (directory / entry["path"]).resolve()
+    if directory.resolve() not in path.parents:
+        raise BundleError(f"manifest of {directory}: file {entry['path']!r} lies outside the bundle directory")
     if not path.is_file():
         raise BundleError(f"bundle file {path} is missing")
     if _sha256(path) != entry["sha256"]:
@@ -146,7 +162,7 @@ def _load_file(directory: Path, entry: dict):
             f"the bundle is corrupt or was modified, so it was not loaded"
         )
     untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted if t not in _TRUSTED_TYPES]
     if refused:
         raise BundleError(f"bundle file {path} contains types outside the allow-list: {refused}")
     return sio.load(path, trusted=untrusted)
@@ -164,9 +180,9 @@ def load_bundle(directory: str | os.PathLike) -> Bundle:
             f"{installed}; predictions may differ slightly (retrain to silence this)",
             stacklevel=2,
         )
-    files = manifest.get("files", {})
-    if "featurizer" not in files:
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "featurizer" not in files:
         raise BundleError(f"manifest of {directory} lists no featurizer file")
-    featurizer = _load_file(directory, files["featurizer"])
-    heads = {name: _load_file(directory, entry) for name, entry in files.items() if name != "featurizer"}
+    featurizer = _load_file(directory, "featurizer", files["featurizer"])
+    heads = {name: _load_file(directory, name, entry) for name, entry in files.items() if name != "featurizer"}
     return Bundle(featurizer=featurizer, heads=heads, manifest=manifest)

@@ -63,7 +63,9 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     fmt = file_format(path)
     text = _read_text(path)
     if fmt == "jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.rstrip("\r")
             if not line.strip():
                 continue
             try:

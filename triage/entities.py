@@ -46,12 +46,16 @@ _CURRENCY_PREFIX = {
     "php": "PHP", "rp": "IDR", "฿": "THB",
 }
 _CURRENCY_SUFFIX = {
-    "元": "CNY", "块": "CNY", "块钱": "CNY", "rmb": "CNY", "人民币": "CNY", "港币": "HKD",
+    "元": "CNY", "块钱": "CNY", "rmb": "CNY", "人民币": "CNY", "港币": "HKD",
     "港元": "HKD", "台币": "TWD", "新台币": "TWD", "美元": "USD", "美金": "USD", "usd": "USD",
     "dollars": "USD", "bucks": "USD", "eur": "EUR", "euros": "EUR", "sgd": "SGD", "myr": "MYR",
     "ringgit": "MYR", "hkd": "HKD",
 }
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
 
 
 def _alternation(keys) -> str:
@@ -72,27 +76,32 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
         r"|(?<![A-Za-z0-9])\d{6}(?=[A-Z0-9]{0,7}[A-Z])[A-Z0-9]{8}(?![A-Za-z0-9])"
         r"|(?:订单号?|訂單號?|单号|單號|order\s*(?:number|no\.?|id|#)?|#)\s*[:：#]?\s*"
         r"(?P<on>[A-Za-z0-9-]{5,24})(?![A-Za-z0-9])"
-        r"|(?<![\d+])\d{12,19}(?!\d)", re.IGNORECASE)),
+        r"|(?<![\d+])(?!(?:86)?1[3-9]\d{9}(?!\d))\d{12,19}(?!\d)", re.IGNORECASE)),
     ("phone", re.compile(
         r"(?<![\d+])(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"
         r"|(?<![\d+])\+\d{1,3}[- ]?\d{2,4}[- ]?\d{3,4}(?:[- ]?\d{3,4})?(?!\d)"
         r"|(?<!\d)0\d{2,3}-\d{7,8}(?!\d)")),
     ("amount", re.compile(
-        rf"(?P<cur1>{_alternation(_CURRENCY_PREFIX)})\s?(?P<num1>{_NUM})"
-        rf"|(?P<num2>{_NUM})\s?(?P<cur2>{_alternation(_CURRENCY_SUFFIX)})", re.IGNORECASE)),
+        # A letter prefix must start a word ("inform 5" is not RM 5); 块 is also a measure word
+        # (2块蛋糕), so it counts as money only when no Chinese character follows.
+        rf"(?<![A-Za-z])(?P<cur1>{_alternation(_CURRENCY_PREFIX)})\s?(?P<num1>{_NUM})"
+        rf"|(?P<num2>{_NUM})\s?(?P<cur2>{_alternation(_CURRENCY_SUFFIX)})(?![A-Za-z])"
+        rf"|(?P<num3>{_NUM})\s?块(?![\u4e00-\u9fff])", re.IGNORECASE)),
     ("date", re.compile(
         r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}[日号號]?"
         r"|\d{1,2}月\d{1,2}[日号號]"
         r"|(?:大?前天|昨天|今天|明天|后天|後天|上周[一二三四五六日天]?|上個?星期[一二三四五六日天]|下周[一二三四五六日天]?)"
         r"|\b(?:yesterday|today|tomorrow|(?:last|next|this)\s+(?:mon|tues|wednes|thurs|fri|satur|sun)day"
         r"|(?:last|next|this)\s+week)\b"
-        r"|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b"
-        r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b",
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\b"
+        rf"|\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b",
         re.IGNORECASE)),
 ]
 
-# Card numbers are only masked, never used as features or slots: 13-19 digits passing Luhn.
+# Card numbers are only masked, never used as features or slots: 13-19 digits passing Luhn,
+# unless an order keyword stands right before them.
 _CARD_RE = re.compile(r"(?<![\d+])(?:\d[ -]?){12,18}\d(?!\d)")
+_ORDER_KEYWORD_RE = re.compile(r"(?:订单|訂單|单号|單號|order)\s*(?:no\.?|number|#)?\s*[:：#]?\s*$", re.IGNORECASE)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -109,10 +118,14 @@ def _value(kind: str, match: re.Match) -> tuple[dict, int, int]:
     start, end = match.span()
     groups = match.groupdict()
     if kind == "amount":
-        cur = groups.get("cur1") or groups.get("cur2") or ""
-        num = groups.get("num1") or groups.get("num2") or "0"
-        table = _CURRENCY_PREFIX if groups.get("cur1") else _CURRENCY_SUFFIX
-        return {"amount": float(num.replace(",", "")), "currency": table[cur.lower()]}, start, end
+        num = groups.get("num1") or groups.get("num2") or groups.get("num3") or "0"
+        if groups.get("cur1"):
+            currency = _CURRENCY_PREFIX[groups["cur1"].lower()]
+        elif groups.get("cur2"):
+            currency = _CURRENCY_SUFFIX[groups["cur2"].lower()]
+        else:
+            currency = "CNY"  # 块
+        return {"amount": float(num.replace(",", "")), "currency": currency}, start, end
     if kind in ("order_number", "tracking_number"):
         key = "on" if kind == "order_number" else "tn"
         if groups.get(key):
@@ -153,6 +166,8 @@ def mask_pii(text: str, types: tuple[str, ...] = ("email", "phone", "card_number
 
     Card numbers are recognised by length and the Luhn checksum, so order numbers survive.
     """
+    if isinstance(types, str):
+        raise TypeError(f"types must be a tuple of entity types, e.g. ({types!r},), not a string")
     unknown = set(types) - set(_MASKS)
     if unknown:
         raise ValueError(f"cannot mask {sorted(unknown)}; maskable types are {sorted(_MASKS)}")
@@ -160,7 +175,8 @@ def mask_pii(text: str, types: tuple[str, ...] = ("email", "phone", "card_number
     if "card_number" in types:
         for m in _CARD_RE.finditer(text):
             digits = re.sub(r"\D", "", m.group(0))
-            if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            after_order_keyword = _ORDER_KEYWORD_RE.search(text[max(0, m.start() - 8) : m.start()])
+            if 13 <= len(digits) <= 19 and _luhn_ok(digits) and not after_order_keyword:
                 spans.append((m.start(), m.end(), _MASKS["card_number"]))
     for ent in extract_entities(text):
         if ent.type in types and not any(ent.start < b and a < ent.end for a, b, _ in spans):

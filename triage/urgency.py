@@ -38,17 +38,19 @@ def _signal(name: str, level: str, *alternatives: str) -> UrgencySignal:
 DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     _signal(
         "safety_hazard", "critical",
-        r"爆炸|炸了|起火|着火|冒烟|自燃|烧焦|烧伤|烫伤|触电|漏电|电到|鼓包|受伤|流血|划伤|割伤"
+        r"爆炸|(?:电池|充电宝|手机|机器|电源|锅|灯|插头|插座)炸了|起火|着火|冒烟|自燃|烧焦|烧伤|烫伤|触电|漏电|电到|鼓包|受伤|流血|划伤|割伤"
         r"|中毒|过敏|送医|医院|住院|急诊|窒息|误吞|吞了|呕吐|上吐下泻|拉肚子|发烧|伤到"
         r"|怀孕|孕妇|孕期|摔倒|跌倒|跌亲|摔伤|救命|呼吸困难|氧气|制氧机|呼吸机|膨胀|发烫|过热|烫手",
-        r"\b(?:fire|caught fire|on fire|explod\w*|burn(?:ed|t|s|ing)?|smok(?:e|ing) came|electric(?:al)? shock"
-        r"|shocked me|swell\w*|swollen|injur\w*|hurt|bleed\w*|hospital\w*|emergency room|allergic"
-        r"|food poisoning|poison\w*|chok\w*|rash|vomit\w*|sparks?|overheat\w*|melt\w*|pregnan\w*"
+        r"\b(?:fire(?! ?(?:tv|stick|tablet|hd|kindle))|caught fire|on fire|explod\w*|burn(?:ed|t|s|ing)?|smok(?:e|ing) came|electric(?:al)? shock"
+        r"|shocked me|swell\w*|swollen|injur\w*|(?:got|was|were|is|am|are|been|my \w+ (?:is|was)) hurt|hurt (?:me|him|her|my (?:son|daughter|kid|child|baby|hand|finger|eye|skin))"
+        r"|bleed\w*|hospital\w*|emergency room|allergic"
+        r"|food poisoning|poison\w*|chok\w*|(?:a|skin|got|itchy|red) rash(?:es)?|vomit\w*|sparks?|overheat\w*|melt\w*|pregnan\w*"
         r"|oxygen|can'?t breathe|life[- ]threatening|medical emergency)\b",
     ),
     _signal(
         "legal_threat", "critical",
-        r"12315|12345|消协|消费者协会|消保|工商|市场监[管督]|律师|起诉|法院|打官司|诉讼|报警|警察|公安|法律途径|仲裁",
+        r"(?<!\d)(?:12315|12345)(?!\d)|消协|消费者协会|消保|工商局|工商部门|告到工商|找工商|市场监[管督]|律师|起诉|法院|打官司|诉讼"
+        r"|报警|警察|(?:找|报|去)公安|法律途径|仲裁",
         r"\b(?:lawyer|attorney|solicitor|sue|suing|lawsuit|legal action|court|police|small claims"
         r"|consumer (?:protection|council|tribunal|rights)|ftc|bbb|trading standards|ombudsman|regulator)\b",
     ),
@@ -56,7 +58,8 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
         "fraud", "critical",
         r"盗刷|被盗|盗号|诈骗|骗子|被骗|未授权|没有授权|不是我本?人?(?:买|下单|下的|操作|付|支付)|陌生(?:的)?(?:扣款|订单|登录|设备)"
         r"|莫名其?妙?(?:地|的)?(?:被)?扣|账号被(?:盗|黑|人登)|被人(?:登录|盗用|冒用)|冒充|钓鱼",
-        r"\b(?:fraud\w*|scam\w*|stolen|unauthori[sz]ed|hack(?:ed|er|ing)?|phishing|identity theft"
+        r"\b(?:fraud\w*|scam\w*|(?:card|account|password|identity|details|wallet|credit card) (?:was |were |got |has been |is )?stolen"
+        r"|stole my (?:card|account|password|identity|details)|unauthori[sz]ed|hack(?:ed|er|ing)?|phishing|identity theft"
         r"|did(?:n't| not) (?:make|authori[sz]e|place|buy|order) (?:this|these|that|it|any)"
         r"|someone (?:else )?(?:logged|used|placed|accessed|bought)|not made by me)\b",
     ),
@@ -70,7 +73,8 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
         "public_exposure", "high",
         r"微博|小红书|抖音|曝光|黑猫|媒体|记者|朋友圈|网上说|发到网上|差评|公众号|知乎",
         r"\b(?:twitter|tweet\w*|facebook|instagram|tiktok|reddit|social media|post (?:this|it|about)"
-        r"|review(?:s)? everywhere|1[- ]star|one[- ]star|journalist|news|media|expose|go public|viral)\b",
+        r"|review(?:s)? everywhere|1[- ]star|one[- ]star|journalist|(?:go|going|talk|talking|tell|contact) to the (?:news|press|media)"
+        r"|news ?paper|the press|expose|go public|viral)\b",
     ),
     _signal(
         "repeated_contact", "high",
@@ -85,9 +89,9 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     _signal(
         "deadline", "high",
         r"急用|急需|着急|很急|特别急|加急|紧急|赶时间|来不及|明天(?:就|要|必须|一定|之前|前)|今天(?:就|必须|一定|之内|内)"
-        r"|婚礼|出国|航班|飞机|考试|开学|生日|\d+点(?:前|之前)|最晚",
+        r"|婚礼|出国|航班|(?:坐|赶|搭|上)飞机|考试|开学|生日|\d+点(?:前|之前)|最晚",
         r"\b(?:urgent\w*|asap|a\.s\.a\.p|by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-        r"|tonight|deadline|flight|wedding|birthday|need (?:it|this|them) by|running out of time|immediately|right now|emergency)\b",
+        r"|tonight|deadline|flight|wedding|birthday|need (?:it|this|them) by|running out of time|emergency)\b",
     ),
     _signal(
         "money_lost", "high",
