@@ -15,7 +15,7 @@ CASES = [
     ("充電寶用了兩天就鼓包冒煙了，差點燒到小孩！", "zh-Hant", "quality_issue", "critical", "negative"),
     ("請問可以開增值稅專用發票嗎？", "zh-Hant", "invoice", None, "neutral"),
     ("Someone used my card to buy 3 phones on my account, I did not make these orders!", "en", None, "critical", "negative"),
-    ("How do I reset my password? The login page keeps saying wrong password", "en", "account_access", None, None),
+    ("Forgot my password and the login page keeps saying it is wrong, what now?", "en", "account_access", None, None),
     ("Thank you so much, the delivery guy was super friendly and the shoes fit perfectly!", "en", "feedback", "low", "positive"),
     ("我想cancel这个order，还没发货吧？", "mixed", "order_cancel", None, None),
     ("退款already批准了但是money还没到我的卡上", "mixed", "refund", None, "negative"),
