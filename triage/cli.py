@@ -23,22 +23,21 @@ from .bundle import BundleError, load_bundle, save_bundle
 from .data import DataFileError, iter_records, read_labeled
 from .evaluation import EvaluationReport, evaluate_bundle
 from .heads import HEADS as HEAD_REGISTRY
-from .pipeline import Triage, default_bundle_path
+from .pipeline import Triage, shipped_path
 from .results import TriageFailure, TriageResult
 from .taxonomy import HEADS, URGENCY_LEVELS
 from .training import train_bundle
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 # Pipes and CI logs get a fixed 120 columns (rich would assume 80 and squeeze the tables).
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _default_samples() -> Path:
-    for candidate in (_PACKAGE_DIR / "_data" / "samples" / "tickets.csv", _PACKAGE_DIR.parent / "data" / "samples" / "tickets.csv"):
-        if candidate.is_file():
-            return candidate
-    raise DataFileError("data/samples/tickets.csv", "sample tickets not found; pass --file")
+    found = shipped_path("_data/samples/tickets.csv", "data/samples/tickets.csv")
+    if found is None:
+        raise DataFileError("data/samples/tickets.csv", "sample tickets not found; pass --file")
+    return found
 
 
 # ---------------------------------------------------------------------- classify

@@ -6,6 +6,7 @@ written for the formats Chinese and international shops use; offsets refer to th
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -26,7 +27,8 @@ class Entity:
         Character offsets into the text the entity was found in (end exclusive).
     value : dict
         Normalised value: ``{"amount": 299.0, "currency": "CNY"}`` for amounts,
-        ``{"number": ...}`` for order, tracking and phone numbers, ``{}`` otherwise.
+        ``{"number": ...}`` for order, tracking and phone numbers, ``{}`` otherwise. Treat it as
+        read-only: entities are cached and shared between results for the same text.
     """
 
     type: str
@@ -137,11 +139,13 @@ def _value(kind: str, match: re.Match) -> tuple[dict, int, int]:
     return {}, start, end
 
 
-def extract_entities(text: str) -> list[Entity]:
+@functools.lru_cache(maxsize=4096)
+def extract_entities(text: str) -> tuple[Entity, ...]:
     """Non-overlapping entities in `text`, in order of position.
 
     Earlier patterns win overlaps (an email's digits are not a phone number; a tracking number
-    is not also an order number).
+    is not also an order number). Cached: the featurizer and the result builder both ask for the
+    same message's entities, and the result is immutable.
     """
     taken: list[tuple[int, int]] = []
     found: list[Entity] = []
@@ -155,7 +159,7 @@ def extract_entities(text: str) -> list[Entity]:
             taken.append((start, end))
             found.append(Entity(kind, text[start:end], start, end, value))
     found.sort(key=lambda e: e.start)
-    return found
+    return tuple(found)
 
 
 _MASKS = {"email": "[EMAIL]", "phone": "[PHONE]", "card_number": "[CARD]"}

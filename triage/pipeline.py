@@ -37,16 +37,25 @@ from .urgency import decide_urgency
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def shipped_path(installed: str, checkout: str) -> Path | None:
+    """A file the project ships: inside the installed wheel (`installed`, relative to the package)
+    or in a source checkout (`checkout`, relative to the repository root); None if neither exists."""
+    for candidate in (_PACKAGE_DIR / installed, _PACKAGE_DIR.parent / checkout):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def default_bundle_path() -> Path:
     """Where the shipped default bundle is: inside the installed package, or ``models/`` in a checkout."""
-    for candidate in (_PACKAGE_DIR / "_models" / "default", _PACKAGE_DIR.parent / "models" / "default"):
-        if (candidate / MANIFEST).is_file():
-            return candidate
-    raise FileNotFoundError(
-        "the default model bundle is missing (expected models/default/ in a checkout or "
-        "triage/_models/default/ in an installed package); rebuild it with "
-        "`python scripts/train_default.py`"
-    )
+    found = shipped_path(f"_models/default/{MANIFEST}", f"models/default/{MANIFEST}")
+    if found is None:
+        raise FileNotFoundError(
+            "the default model bundle is missing (expected models/default/ in a checkout or "
+            "triage/_models/default/ in an installed package); rebuild it with "
+            "`python scripts/train_default.py`"
+        )
+    return found.parent
 
 
 @dataclass
@@ -266,7 +275,7 @@ class Triage:
                         classes["urgency"], proba["urgency"][i], doc, times[i], expl.get("urgency")
                     ),
                     sentiment=self._sentiment(classes["sentiment"], proba["sentiment"][i], expl.get("sentiment")),
-                    entities=tuple(extract_entities(doc.normalized)),
+                    entities=extract_entities(doc.normalized),
                     truncated=doc.truncated,
                     model_version=self.bundle.version if self.bundle else "",
                 )
