@@ -185,13 +185,14 @@ def warm_up() -> None:
         _opencc(config)
 
 
-def tokenize(text: str) -> list[str]:
+def tokenize(text: str, *, segmenter=None) -> list[str]:
     """Word tokens for mixed Chinese/English text: jieba for Chinese, lower-cased Latin words.
 
-    Expects normalised, simplified text. Punctuation and whitespace are dropped.
+    Expects normalised, simplified text. Punctuation and whitespace are dropped. `segmenter` is a
+    ``jieba.Tokenizer`` with a user dictionary; the default is jieba's global one.
     """
     tokens = []
-    for tok in _jieba().lcut(text):
+    for tok in (segmenter or _jieba()).lcut(text):
         tok = tok.strip().lower()
         if tok and (tok[0].isalnum() or _HAN_RE.match(tok)):
             tokens.append(tok)

@@ -10,8 +10,9 @@ from retrieval.text import TextInputError
 
 from .bundle import Bundle, BundleError, load_bundle, save_bundle
 from .entities import Entity, extract_entities, mask_pii
-from .pipeline import AbstainPolicy, Triage, default_bundle_path, load
+from .pipeline import AbstainPolicy, Triage, default_bundle_path, default_kb_path, load, open_knowledge_base
 from .results import (
+    AssistResult,
     Contribution,
     IntentResult,
     SentimentResult,
@@ -26,7 +27,7 @@ from .training import train_bundle
 __version__ = "0.1.0"
 
 __all__ = [
-    "AbstainPolicy", "Bundle", "BundleError", "Contribution", "Entity", "INTENTS", "INTENT_CATEGORIES",
+    "AbstainPolicy", "AssistResult", "default_kb_path", "open_knowledge_base", "Bundle", "BundleError", "Contribution", "Entity", "INTENTS", "INTENT_CATEGORIES",
     "IntentResult", "SENTIMENTS", "SentimentResult", "TextInputError", "Triage", "TriageFailure",
     "TriageResult", "URGENCY_LEVELS", "UrgencyReason", "UrgencyResult", "default_bundle_path",
     "extract_entities", "load", "load_bundle", "mask_pii", "save_bundle", "train_bundle",

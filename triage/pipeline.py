@@ -6,6 +6,7 @@ bundle and the encoder once, and the first call does it if you have not.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import sparse
 
 from retrieval.encoders import get_encoder
+from retrieval.search import KnowledgeBase
 from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
 from retrieval.text import warm_up as load_text_resources
 
@@ -25,6 +27,7 @@ from .entities import extract_entities
 from .features import EMBEDDING_FEATURE, TextFeaturizer
 from .heads import CalibratedLinearHead
 from .results import (
+    AssistResult,
     Contribution,
     IntentResult,
     SentimentResult,
@@ -116,6 +119,9 @@ class Triage:
         First-response target per urgency level (``timedelta``), overriding the defaults.
     explain_top_k : int
         How many features an explanation lists per head.
+    knowledge_base : KnowledgeBase, path or None
+        For :meth:`assist`: a :class:`~retrieval.KnowledgeBase`, a saved knowledge-base directory,
+        an FAQ file, or None for the shipped default (built on first use).
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class Triage:
         abstain: AbstainPolicy | dict | None = None,
         response_targets: dict[str, timedelta] | None = None,
         explain_top_k: int = 5,
+        knowledge_base: KnowledgeBase | str | os.PathLike | None = None,
     ) -> None:
         if max_chars < 1:
             raise ValueError(f"max_chars must be a positive number of characters, got {max_chars}")
@@ -135,6 +142,8 @@ class Triage:
         self.response_targets = {**DEFAULT_RESPONSE_TARGETS, **(response_targets or {})}
         self.explain_top_k = explain_top_k
         self._groups: list[_HeadGroup] | None = None
+        self._kb_source = knowledge_base
+        self._kb: KnowledgeBase | None = knowledge_base if isinstance(knowledge_base, KnowledgeBase) else None
         self._lock = threading.Lock()
         self.bundle: Bundle | None = None
 
@@ -180,6 +189,15 @@ class Triage:
         self.warm_up()
         assert self.bundle is not None
         return self.bundle.manifest
+
+    @property
+    def knowledge_base(self) -> KnowledgeBase:
+        """The knowledge base :meth:`assist` searches; loaded or built on first use."""
+        if self._kb is None:
+            with self._lock:
+                if self._kb is None:
+                    self._kb = open_knowledge_base(self._kb_source)
+        return self._kb
 
     # ------------------------------------------------------------------ public API
     def triage(
@@ -238,6 +256,21 @@ class Triage:
             for i, result in zip(positions, self._triage_docs(docs, [times[i] for i in positions], explain)):
                 out[i] = result
         return out  # type: ignore[return-value]
+
+    def assist(self, text: str | bytes, *, k: int = 3, filters: dict | None = None,
+               received_at: datetime | None = None) -> AssistResult:
+        """Triage one message and find its knowledge-base answers.
+
+        The triage intent probabilities boost entries of likely intents; `filters` narrow the
+        search (see :meth:`retrieval.KnowledgeBase.search`). Raises TextInputError like
+        :meth:`triage`.
+        """
+        result = self.triage(text, received_at=received_at)
+        intent_scores = dict(result.intent.alternatives)
+        intent_scores[result.intent.label] = result.intent.confidence
+        answers = self.knowledge_base.search(text if isinstance(text, str) else result.text, k=k,
+                                             filters=filters, intent_scores=intent_scores)
+        return AssistResult(result, answers)
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -332,6 +365,31 @@ class Triage:
             best = sorted(contrib.items(), key=lambda kv: -kv[1])[: self.explain_top_k]
             rows.append(tuple(Contribution(n, w) for n, w in best if w > 0))
         return rows
+
+
+def default_kb_path() -> Path:
+    """The shipped knowledge-base files: inside the installed package, or ``data/kb/`` in a checkout."""
+    found = shipped_path("_data/kb", "data/kb")
+    if found is None:
+        raise FileNotFoundError("the default knowledge base is missing (expected data/kb/ in a checkout or "
+                                "triage/_data/kb/ in an installed package)")
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _default_knowledge_base() -> KnowledgeBase:
+    return KnowledgeBase.from_file(default_kb_path(), taxonomy=INTENT_CATEGORIES)
+
+
+def open_knowledge_base(source: str | os.PathLike | None = None) -> KnowledgeBase:
+    """A knowledge base from a saved directory, an FAQ file or directory of FAQ files, or
+    (None) the shipped default, which is built once per process and shared."""
+    if source is None:
+        return _default_knowledge_base()
+    path = Path(source)
+    if (path / "CURRENT").is_file():
+        return KnowledgeBase.load(path)
+    return KnowledgeBase.from_file(path, taxonomy=INTENT_CATEGORIES)
 
 
 def load(model: str | os.PathLike | None = None, **options) -> Triage:

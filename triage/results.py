@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from retrieval.search import SearchResult
+
 from .entities import Entity
 
 
@@ -140,3 +142,23 @@ class TriageFailure:
 
     def to_dict(self) -> dict:
         return {"index": self.index, "error": self.error, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class AssistResult:
+    """Triage plus the knowledge-base answers for one message.
+
+    `answers.knowledge_gap` (also :attr:`knowledge_gap`) means no entry is a good enough answer:
+    a person should reply, and the gap is worth a new knowledge-base entry.
+    """
+
+    triage: TriageResult
+    answers: SearchResult
+
+    @property
+    def knowledge_gap(self) -> bool:
+        return self.answers.knowledge_gap
+
+    def to_dict(self) -> dict:
+        return {**self.triage.to_dict(), "answers": self.answers.to_dict()["hits"],
+                "answer_confidence": round(self.answers.confidence, 4), "knowledge_gap": self.knowledge_gap}

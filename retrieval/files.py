@@ -1,0 +1,85 @@
+"""Reading data files (CSV, TSV, JSONL) with errors that name the file, line and field.
+
+Shared by the knowledge-base loaders here and the labeled-data readers in `triage`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "tsv"}
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used; the message says where and how to fix it."""
+
+    def __init__(self, path: str | os.PathLike, message: str, *, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field = str(path), line, field
+        where = self.path + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+def file_format(path: str | os.PathLike) -> str:
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataFileError(path, f"unsupported file type {Path(path).suffix!r}; use .csv, .tsv or .jsonl")
+    return fmt
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The file decoded as UTF-8 (a BOM is dropped); refuses missing, binary and non-UTF-8 files."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataFileError(path, "is a directory, expected a file") from None
+    if b"\x00" in raw[:8192]:
+        raise DataFileError(path, "looks binary (contains NUL bytes); expected UTF-8 text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFileError(
+            path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8", line=line
+        ) from None
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each data row of a CSV, TSV or JSONL file."""
+    path = Path(path)
+    fmt = file_format(path)
+    text = read_text(path)
+    if fmt == "jsonl":
+        # split("\n"), not splitlines(): JSON strings may hold U+2028 and friends unescaped.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.rstrip("\r")
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFileError(path, f"invalid JSON ({exc.msg})", line=number) from None
+            if not isinstance(record, dict):
+                raise DataFileError(path, f"expected a JSON object, got {type(record).__name__}", line=number)
+            yield number, record
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="," if fmt == "csv" else "\t")
+    if not reader.fieldnames:
+        raise DataFileError(path, "is empty: no header row", line=1)
+    try:
+        for record in reader:
+            if None in record:
+                raise DataFileError(
+                    path, f"row has more fields than the {len(reader.fieldnames)} in the header",
+                    line=reader.line_num,
+                )
+            yield reader.line_num, record
+    except csv.Error as exc:
+        raise DataFileError(path, f"malformed {fmt.upper()} ({exc})", line=reader.line_num) from None
