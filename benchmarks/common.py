@@ -13,7 +13,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def dataset(name: str) -> Path:

@@ -40,11 +40,11 @@ class GapModel:
     :meth:`KnowledgeBase.calibrate` refits them on a team's own labeled queries.
     """
 
-    intercept: float = -6.0
-    w_fused: float = 6.0
-    w_dense: float = 4.0
-    w_lexical: float = 1.0
-    w_margin: float = 4.0
+    intercept: float = -4.30
+    w_fused: float = 4.73
+    w_dense: float = 4.06
+    w_lexical: float = -1.40
+    w_margin: float = 9.97
     threshold: float = 0.5
 
     def confidence(self, fused: float, dense: float, lexical: float, margin: float) -> float:
@@ -155,15 +155,21 @@ class SearchConfig:
         BM25 value that squashes to 0.5.
     intent_boost : float
         Added to an entry's fused score times the triage probability of the entry's intent.
+    cross_lingual_impute : float
+        An entry with no text in the query's language cannot match its words, so in linear
+        fusion its missing BM25 term is imputed as this factor times the smaller of its dense
+        score and the best BM25 score of the query (0 would rank every cross-lingual answer
+        below same-language ones; without the cap it would rank them above).
     candidates : int
         Passages fetched from FAISS per query before fusion (at least 10 per requested hit).
     """
 
     fusion: str = "linear"
-    dense_weight: float = 0.7
+    dense_weight: float = 0.5
     answer_weight: float = 0.9
-    lexical_scale: float = 10.0
-    intent_boost: float = 0.1
+    lexical_scale: float = 20.0
+    intent_boost: float = 0.05
+    cross_lingual_impute: float = 1.0
     candidates: int = 200
     gap: GapModel = field(default_factory=GapModel)
 
@@ -432,21 +438,22 @@ class KnowledgeBase:
         candidates = [i for i in set(dense) | set(lexical) if not filters or self._matches(self._entries[i], filters)]
         if not candidates:
             return SearchResult(text.original, (), 0.0, True)
-        fused = self._fuse(candidates, dense, lexical, mode)
+        query_lang = {"zh-Hans": "zh", "zh-Hant": "zh", "en": "en"}.get(text.language)
+        fused = self._fuse(candidates, dense, lexical, mode, query_lang)
         if intent_scores:
             for i in candidates:
                 fused[i] += cfg.intent_boost * float(intent_scores.get(self._entries[i].intent, 0.0))
         ranked = sorted(candidates, key=lambda i: (-fused[i], i))
         if self.reranker:
             ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], fused) + ranked[self.rerank_depth:]
-        query_lang = "en" if text.language == "en" else "zh"
         hits = tuple(self._hit(i, fused[i], dense.get(i), lexical.get(i, 0.0), query_lang) for i in ranked[:k])
         top = hits[0]
         margin = top.score - (fused[ranked[1]] if len(ranked) > 1 else 0.0)
         confidence = cfg.gap.confidence(top.score, top.dense_score, top.lexical_score, margin)
         return SearchResult(text.original, hits, confidence, confidence < cfg.gap.threshold)
 
-    def _fuse(self, candidates: list[str], dense: dict, lexical: dict, mode: str) -> dict[str, float]:
+    def _fuse(self, candidates: list[str], dense: dict, lexical: dict, mode: str,
+              query_lang: str | None) -> dict[str, float]:
         cfg = self.config
         if mode == "dense":
             return {i: dense.get(i, (0.0, 0))[0] for i in candidates}
@@ -454,7 +461,16 @@ class KnowledgeBase:
             return {i: lexical.get(i, 0.0) for i in candidates}
         if cfg.fusion == "linear":
             w = cfg.dense_weight
-            return {i: w * dense.get(i, (0.0, 0))[0] + (1 - w) * lexical.get(i, 0.0) for i in candidates}
+            best_lexical = max(lexical.values(), default=0.0)
+            fused = {}
+            for i in candidates:
+                d = dense.get(i, (0.0, 0))[0]
+                entry = self._entries[i]
+                unmatchable = query_lang is not None and query_lang not in entry.questions \
+                    and query_lang not in entry.answers
+                imputed = cfg.cross_lingual_impute * min(d, best_lexical)
+                fused[i] = w * d + (1 - w) * (imputed if unmatchable else lexical.get(i, 0.0))
+            return fused
         fused = dict.fromkeys(candidates, 0.0)
         for scores in ({i: s for i, (s, _) in dense.items()}, lexical):
             order = sorted((i for i in candidates if i in scores), key=lambda i: -scores[i])
@@ -472,7 +488,7 @@ class KnowledgeBase:
         return [ids[j] for j in np.argsort(-scores, kind="stable")]
 
     def _hit(self, entry_id: str, score: float, dense: tuple[float, int] | None, lexical: float,
-             query_lang: str) -> Hit:
+             query_lang: str | None) -> Hit:
         entry = self._entries[entry_id]
         if dense is not None:
             passage = self._passages[dense[1]]
@@ -484,7 +500,8 @@ class KnowledgeBase:
                    float(dense[0]) if dense is not None else 0.0, float(lexical))
 
     # -- calibration ----------------------------------------------------------------------------
-    def calibrate(self, queries: Sequence[str], answers: Sequence[str | None], *, threshold: float = 0.5) -> GapModel:
+    def calibrate(self, queries: Sequence[str], answers: Sequence[str | None], *, threshold: float = 0.5,
+                  intent_scores: Sequence[Mapping[str, float] | None] | None = None) -> GapModel:
         """Refit the knowledge-gap model on labeled queries.
 
         Parameters
@@ -493,6 +510,8 @@ class KnowledgeBase:
         answers : sequence of str or None
             The id of the entry that answers each query, or None for a query the knowledge base
             should not answer.
+        intent_scores : sequence of dict, optional
+            Triage intent probabilities per query, as :meth:`search` will receive them.
 
         Returns the fitted model, which this knowledge base now uses (and saves).
         """
@@ -501,8 +520,8 @@ class KnowledgeBase:
         if len(queries) != len(answers):
             raise ValueError(f"{len(queries)} queries but {len(answers)} answers")
         rows, correct = [], []
-        for query, answer in zip(queries, answers):
-            result = self.search(query, k=2)
+        for n, (query, answer) in enumerate(zip(queries, answers)):
+            result = self.search(query, k=2, intent_scores=intent_scores[n] if intent_scores else None)
             if not result.hits:
                 continue
             top = result.hits[0]
