@@ -445,7 +445,8 @@ class KnowledgeBase:
                 fused[i] += cfg.intent_boost * float(intent_scores.get(self._entries[i].intent, 0.0))
         ranked = sorted(candidates, key=lambda i: (-fused[i], i))
         if self.reranker:
-            ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], fused) + ranked[self.rerank_depth:]
+            ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], fused, query_lang) \
+                + ranked[self.rerank_depth:]
         hits = tuple(self._hit(i, fused[i], dense.get(i), lexical.get(i, 0.0), query_lang) for i in ranked[:k])
         top = hits[0]
         margin = top.score - (fused[ranked[1]] if len(ranked) > 1 else 0.0)
@@ -478,10 +479,10 @@ class KnowledgeBase:
                 fused[i] += 1.0 / (_RRF_K + rank + 1)
         return fused
 
-    def _rerank(self, query: str, ids: list[str], fused: dict[str, float]) -> list[str]:
+    def _rerank(self, query: str, ids: list[str], fused: dict[str, float], query_lang: str | None) -> list[str]:
+        """Re-score `ids` with the cross-encoder on (query, answer in the query's language)."""
         self.warm_up()
-        pairs = [(query, self._entries[i].answer("zh") if "zh" in self._entries[i].answers
-                  else self._entries[i].answer("en")) for i in ids]
+        pairs = [(query, self._entries[i].answer(query_lang or "zh")) for i in ids]
         scores = np.asarray(self._cross_encoder.predict(pairs, show_progress_bar=False), dtype=np.float64).ravel()
         for i, score in zip(ids, scores.tolist()):
             fused[i] = score

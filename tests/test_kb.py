@@ -331,3 +331,25 @@ def test_kb_cli_build_search_add_remove_stats(tmp_path):
     assert stats["entries"] == 4 and stats["encoder"] == "usem3"
     bad_filter = run_cli("kb", "search", "--index", str(kb_dir), "--filter", "intent", "x")
     assert bad_filter.returncode == 1 and "KEY=VALUE" in bad_filter.stderr
+
+
+def test_optional_cross_encoder_rerank(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    # A tiny untrained cross-encoder built from a config: the point is that its scores, not the
+    # fused ones, decide the order.
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"退货款发票密码包邮运费多久"]), "utf-8")
+    model_dir = tmp_path / "cross-encoder"
+    BertTokenizer(str(vocab)).save_pretrained(model_dir)
+    config = BertConfig(vocab_size=18, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(model_dir)
+
+    kb = KnowledgeBase.from_records(RECORDS, reranker=str(model_dir), rerank_depth=5)
+    result = kb.search("退货运费多久", k=5)
+    expected = CrossEncoder(str(model_dir), device="cpu").predict(
+        [("退货运费多久", kb.get(h.id).answer("zh")) for h in result], show_progress_bar=False)
+    assert [h.score for h in result] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)

@@ -1,4 +1,4 @@
-"""A non-editable wheel carries the default bundle and works outside the checkout."""
+"""A non-editable wheel carries the default bundle and knowledge base and works outside the checkout."""
 
 import os
 import subprocess
@@ -28,8 +28,9 @@ def test_wheel_install_gives_a_working_default(root, tmp_path):
                    check=True, capture_output=True, timeout=600)
     code = (
         "import triage, json; t = triage.load(); r = t.triage('我的快递三天了还没到');"
+        "a = t.assist('退款什么时候到账');"
         "print(json.dumps({'file': triage.__file__, 'bundle': str(triage.default_bundle_path()),"
-        " 'intent': r.intent.label}))"
+        " 'intent': r.intent.label, 'kb': str(triage.default_kb_path()), 'answer': a.answers[0].entry.intent}))"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
@@ -40,3 +41,4 @@ def test_wheel_install_gives_a_working_default(root, tmp_path):
     assert info["file"].startswith(site)
     assert info["bundle"].startswith(site) and info["bundle"].endswith("_models/default")
     assert info["intent"] == "delivery_problem"
+    assert info["kb"].startswith(site) and info["answer"] == "refund"
