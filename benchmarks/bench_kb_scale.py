@@ -78,7 +78,7 @@ def run_layout(kind: str, n: int) -> dict:
     rss_before = _rss_gb()
     params = {"flat": IndexParams(kind="flat"),
               "hnsw": IndexParams(kind="hnsw", hnsw_m=32, hnsw_ef_construction=80, hnsw_ef_search=64),
-              "ivf": IndexParams(kind="ivf", ivf_nprobe=24)}[kind]
+              "ivf": IndexParams(kind="ivf", ivf_nprobe=16)}[kind]
     index = VectorIndex(DIM, params)
     started = time.perf_counter()
     index.add(np.arange(n, dtype=np.int64), base)
@@ -116,6 +116,7 @@ if __name__ == "__main__":
         if proc.returncode != 0:
             raise SystemExit(f"{kind} failed:\n{proc.stderr[-2000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps(r), flush=True)
         rows.append([r["layout"], f"{r['build_s']:.1f}", f"{r['index_mem_gb']:.2f}", f"{r['peak_rss_gb']:.2f}",
                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['batch_qps']:.0f}", f"{r['recall10']:.4f}"])
     print_table(f"{args.n:,} vectors x {DIM} dims, {N_QUERIES} queries, 2 threads",

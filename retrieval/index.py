@@ -44,7 +44,8 @@ class IndexParams:
     hnsw_ef_construction, hnsw_ef_search : int
         Beam widths while building and searching.
     ivf_nlist : int or None
-        Number of inverted lists; None picks ``4 * sqrt(n)`` at build time.
+        Number of inverted lists; None picks ``sqrt(n)`` at build time (trained on a sample of
+        64 vectors per list).
     ivf_nprobe : int
         Lists visited per query.
     """
@@ -133,10 +134,12 @@ class VectorIndex:
             inner.hnsw.efSearch = self.params.hnsw_ef_search
             return faiss.IndexIDMap2(inner)
         n = 0 if train is None else len(train)
-        nlist = self.params.ivf_nlist or max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39 or 1))
+        nlist = self.params.ivf_nlist or max(1, min(int(math.sqrt(max(n, 1))), n // 39 or 1))
         if n < nlist:
             raise ValueError(f"an IVF index with {nlist} lists needs at least {nlist} vectors to train, got {n}; "
                              "use kind='flat' for small collections")
+        if n > 64 * nlist:  # k-means on a sample: enough for the centroids, minutes less to build
+            train = train[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
         quantizer = faiss.IndexFlatIP(self.dim)
         index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(train)

@@ -300,6 +300,74 @@ def cmd_kb_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- assist and feedback
+def cmd_assist(args: argparse.Namespace) -> int:
+    t = Triage(args.model, knowledge_base=args.kb, generator=args.generator, feedback_store=args.feedback_db)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    result = t.assist(text, k=args.k, customer_name=args.customer_name)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    _print_result(result.triage)
+    draft = result.draft
+    flags = f"needs human: {', '.join(draft.reasons)}" if draft.needs_human else "ready to send"
+    console.print(f"[bold]draft[/bold] {draft.id} ({draft.tone}; {flags}; kb: {', '.join(draft.kb_ids) or 'none'})")
+    console.print(escape(draft.primary))
+    console.print("[dim]" + escape(draft.en if draft.primary_language != "en" else draft.zh) + "[/dim]")
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from .feedback import FeedbackStore, retrain_from_feedback
+    from .pipeline import default_bundle_path
+
+    base_data = args.data or shipped_path("_data/training/train.jsonl", "data/training/train.jsonl")
+    if base_data is None:
+        raise DataFileError("data/training/train.jsonl", "base training data not found; pass --data FILE")
+    started = time.perf_counter()
+    bundle = retrain_from_feedback(FeedbackStore(args.feedback), base_data, base_model=args.model or default_bundle_path(),
+                                   weight=args.weight)
+    save_bundle(bundle, args.out)
+    learned = bundle.manifest["learned_from"]
+    console.print(f"learned from {learned['corrections']} corrected message(s) (weight {learned['weight']}) and "
+                  f"{learned['base_rows']} base rows in {time.perf_counter() - started:.0f} s -> {args.out}")
+    return 0
+
+
+def cmd_feedback_report(args: argparse.Namespace) -> int:
+    from .feedback import FeedbackStore, build_report, render_html
+
+    report = build_report(FeedbackStore(args.db).rows())
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    summary = Table(title="draft feedback")
+    summary.add_column("")
+    summary.add_column("value", justify="right")
+    for label, value in (("drafts with feedback", report.total), ("accepted", f"{report.acceptance_rate:.1%}"),
+                         ("edited", report.edited), ("rejected", report.rejected),
+                         ("characters changed per edit", f"{report.mean_edit_distance:.1f}"),
+                         ("share of a draft changed per edit", f"{report.mean_edit_ratio:.1%}")):
+        summary.add_row(label, str(value))
+    console.print(summary)
+    for title, groups in (("by intent", report.by_intent), ("by language", report.by_language),
+                          ("entries rewritten most", report.most_rewritten)):
+        table = Table(title=title)
+        for column in ("", "drafts", "accepted", "edited", "rejected"):
+            table.add_column(column, justify="left" if not column else "right")
+        for g in groups:
+            table.add_row(g.name, str(g.drafts), f"{g.acceptance:.0%}", str(g.edited), str(g.rejected))
+        console.print(table)
+    for s in report.suggestions:
+        console.print(f"[bold]{s.kind}[/bold] {escape(s.kb_id or '(new entry)')} x{s.times}: "
+                      f"{escape(s.example_message[:60])} -> {escape(s.agent_reply[:80])}")
+    if args.html:
+        console.print(f"HTML report: {args.html}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Bilingual customer-message triage.")
@@ -350,6 +418,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=25, help="rows to print")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("assist", help="triage a message, find its answers and draft a reply in both languages")
+    p.add_argument("text", help="the message ('-' reads standard input)")
+    p.add_argument("--model")
+    p.add_argument("--kb", help="knowledge-base directory or FAQ file (default: the shipped one)")
+    p.add_argument("--generator", help="polish drafts: transformers:<path> | openai:<url>")
+    p.add_argument("--feedback-db", help="store the draft here (SQLite path or SQLAlchemy URL)")
+    p.add_argument("--customer-name")
+    p.add_argument("-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_assist)
+
+    p = sub.add_parser("retrain", help="train a new bundle on the base data plus agents' corrections")
+    p.add_argument("--feedback", required=True, help="feedback database (SQLite path or SQLAlchemy URL)")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--data", help="base training data (default: data/training/train.jsonl)")
+    p.add_argument("--model", help="bundle whose settings are reused (default: the shipped one)")
+    p.add_argument("--weight", type=int, default=3, help="times each corrected message counts")
+    p.set_defaults(func=cmd_retrain)
+
+    fb = sub.add_parser("feedback", help="reports on agents' feedback").add_subparsers(dest="fb_command", required=True)
+    p = fb.add_parser("report", help="acceptance, edits, by intent and language, suggested KB updates")
+    p.add_argument("--db", required=True, help="feedback database (SQLite path or SQLAlchemy URL)")
+    p.add_argument("--html", help="also write a self-contained HTML page with charts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_feedback_report)
+
     kb = sub.add_parser("kb", help="build, search and edit a knowledge base").add_subparsers(
         dest="kb_command", required=True)
     p = kb.add_parser("build", help="build a knowledge-base directory from an FAQ file (JSONL, CSV, Markdown)")
@@ -390,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, FileNotFoundError, KeyError,
-            ValueError) as exc:
+            ValueError, RuntimeError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
 

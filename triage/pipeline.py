@@ -23,6 +23,8 @@ from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prep
 from retrieval.text import warm_up as load_text_resources
 
 from .bundle import MANIFEST, Bundle, load_bundle
+from .drafting import Drafter, Generator, make_generator
+from .feedback import FeedbackStore
 from .entities import extract_entities
 from .features import EMBEDDING_FEATURE, TextFeaturizer
 from .heads import CalibratedLinearHead
@@ -122,6 +124,12 @@ class Triage:
     knowledge_base : KnowledgeBase, path or None
         For :meth:`assist`: a :class:`~retrieval.KnowledgeBase`, a saved knowledge-base directory,
         an FAQ file, or None for the shipped default (built on first use).
+    drafter : Drafter, optional
+        Composes reply drafts; default: the shipped templates.
+    generator : str or Generator, optional
+        Polishes drafts (``"transformers:<path>"``, ``"openai:<url>"``); default: templates only.
+    feedback_store : FeedbackStore, SQLAlchemy URL or SQLite path, optional
+        Where drafts and agents' feedback are stored; without one, :meth:`feedback` is unavailable.
     """
 
     def __init__(
@@ -133,6 +141,9 @@ class Triage:
         response_targets: dict[str, timedelta] | None = None,
         explain_top_k: int = 5,
         knowledge_base: KnowledgeBase | str | os.PathLike | None = None,
+        drafter: Drafter | None = None,
+        generator: str | Generator | None = None,
+        feedback_store: FeedbackStore | str | os.PathLike | None = None,
     ) -> None:
         if max_chars < 1:
             raise ValueError(f"max_chars must be a positive number of characters, got {max_chars}")
@@ -144,6 +155,11 @@ class Triage:
         self._groups: list[_HeadGroup] | None = None
         self._kb_source = knowledge_base
         self._kb: KnowledgeBase | None = knowledge_base if isinstance(knowledge_base, KnowledgeBase) else None
+        self.drafter = drafter or Drafter()
+        self.feedback_store = feedback_store if isinstance(feedback_store, FeedbackStore) or feedback_store is None \
+            else FeedbackStore(feedback_store)
+        if generator is not None:
+            self.drafter.generator = make_generator(generator) if isinstance(generator, str) else generator
         self._lock = threading.Lock()
         self.bundle: Bundle | None = None
 
@@ -258,19 +274,40 @@ class Triage:
         return out  # type: ignore[return-value]
 
     def assist(self, text: str | bytes, *, k: int = 3, filters: dict | None = None,
-               received_at: datetime | None = None) -> AssistResult:
-        """Triage one message and find its knowledge-base answers.
+               received_at: datetime | None = None, customer_name: str | None = None,
+               draft: bool = True) -> AssistResult:
+        """Triage one message, find its knowledge-base answers and draft a reply in both languages.
 
         The triage intent probabilities boost entries of likely intents; `filters` narrow the
-        search (see :meth:`retrieval.KnowledgeBase.search`). Raises TextInputError like
-        :meth:`triage`.
+        search (see :meth:`retrieval.KnowledgeBase.search`); `customer_name` (from the helpdesk)
+        fills the greeting. Raises TextInputError like :meth:`triage`.
         """
         result = self.triage(text, received_at=received_at)
         intent_scores = dict(result.intent.alternatives)
         intent_scores[result.intent.label] = result.intent.confidence
         answers = self.knowledge_base.search(text if isinstance(text, str) else result.text, k=k,
                                              filters=filters, intent_scores=intent_scores)
-        return AssistResult(result, answers)
+        reply = self.drafter.compose(result, answers, customer_name=customer_name) if draft else None
+        if reply is not None and self.feedback_store is not None:
+            self.feedback_store.record_draft(reply, result)
+        return AssistResult(result, answers, reply)
+
+    def feedback(self, draft_id: str, action: str, final_text: str | None = None, *,
+                 corrected_intent: str | None = None, corrected_urgency: str | None = None,
+                 agent_id: str | None = None) -> None:
+        """Record what an agent did with a draft: ``"accepted"``, ``"edited"`` (with the text
+        actually sent) or ``"rejected"``, optionally correcting the intent or urgency.
+
+        Raises ``FeedbackError`` for an unknown draft id, action or label, and RuntimeError when
+        this Triage has no feedback store.
+        """
+        if self.feedback_store is None:
+            raise RuntimeError("no feedback store: create Triage(feedback_store='feedback.db') (or a SQLAlchemy URL)")
+        self.warm_up()
+        if self.feedback_store.labels is None:
+            self.feedback_store.labels = {"intent": list(self.categories)}
+        self.feedback_store.record_feedback(draft_id, action, final_text=final_text, corrected_intent=corrected_intent,
+                                            corrected_urgency=corrected_urgency, agent_id=agent_id)
 
     # ------------------------------------------------------------------ internals
     @staticmethod

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from retrieval.search import SearchResult
 
+from .drafting.composer import Draft
 from .entities import Entity
 
 
@@ -146,7 +147,7 @@ class TriageFailure:
 
 @dataclass(frozen=True)
 class AssistResult:
-    """Triage plus the knowledge-base answers for one message.
+    """Triage, the knowledge-base answers and the reply draft for one message.
 
     `answers.knowledge_gap` (also :attr:`knowledge_gap`) means no entry is a good enough answer:
     a person should reply, and the gap is worth a new knowledge-base entry.
@@ -154,6 +155,7 @@ class AssistResult:
 
     triage: TriageResult
     answers: SearchResult
+    draft: Draft | None = None
 
     @property
     def knowledge_gap(self) -> bool:
@@ -161,4 +163,5 @@ class AssistResult:
 
     def to_dict(self) -> dict:
         return {**self.triage.to_dict(), "answers": self.answers.to_dict()["hits"],
-                "answer_confidence": round(self.answers.confidence, 4), "knowledge_gap": self.knowledge_gap}
+                "answer_confidence": round(self.answers.confidence, 4), "knowledge_gap": self.knowledge_gap,
+                "draft": self.draft.to_dict() if self.draft is not None else None}
