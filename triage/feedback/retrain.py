@@ -64,7 +64,9 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
     labels = {head: values for head, values in labels.items() if any(values)}
     featurizer = dict(base.manifest["featurizer"])
     encoder = featurizer.pop("encoder")
-    head_params = {head: base.manifest["heads"][head]["params"] for head in labels if head in base.manifest["heads"]}
+    # "model" is implied by the registered head name, so it is not passed again.
+    head_params = {head: {k: v for k, v in base.manifest["heads"][head]["params"].items() if k != "model"}
+                   for head in labels if head in base.manifest["heads"]}
     head_type = next(iter(base.manifest["heads"].values()))["head"]
     bundle = train_bundle(texts, labels, encoder=encoder, featurizer_params=featurizer, head=head_type,
                           head_params=head_params, version=version or f"feedback-{time.strftime('%Y.%m.%d-%H%M%S')}",

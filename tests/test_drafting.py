@@ -1,0 +1,193 @@
+"""Reply drafts: templates as data, composition, slots, scripts, generators (real HTTP and a real
+transformers model)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from retrieval import DataFileError
+from retrieval.text import detect_language, to_simplified
+from triage.drafting import Drafter, check_polished, load_templates, make_generator
+
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*\}")
+
+
+def _no_placeholders(draft) -> None:
+    for text in (draft.zh, draft.en):
+        assert not PLACEHOLDER.search(text), text
+
+
+# ------------------------------------------------------------------ templates
+def _edited_templates(root, tmp_path, edit) -> None:
+    import yaml
+
+    target = tmp_path / "templates"
+    shutil.copytree(root / "data" / "templates", target, dirs_exist_ok=True)
+    data = yaml.safe_load((target / "en.yaml").read_text("utf-8"))
+    edit(data)
+    (target / "en.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+
+
+def test_shipped_templates_load_and_bad_templates_are_named(root, tmp_path):
+    for lang in ("zh", "en"):
+        assert load_templates(root / "data" / "templates" / f"{lang}.yaml", lang).variants("intro", "refund")
+    cases = [
+        (lambda d: d["greeting"].update(formal=["Dear customer,"]), "greeting", "unknown key"),
+        (lambda d: d["intro"]["refund"].insert(0, "Dear {nickname},"), "intro.refund",
+         r"unknown placeholder\(s\) \['nickname'\]"),
+        (lambda d: d["next_step"].pop("refund"), "next_step", "lacks key"),
+        (lambda d: d["holding"]["default"].append("We will reply by {due_time}."), "holding.default",
+         "last variant must need no placeholder"),
+        (lambda d: d["closing"].update(neutral="Thanks!"), "closing.neutral", "list of non-empty texts"),
+    ]
+    for edit, field, message in cases:
+        _edited_templates(root, tmp_path, edit)
+        with pytest.raises(DataFileError, match=message) as info:
+            load_templates(tmp_path / "templates" / "en.yaml", "en")
+        assert info.value.field == field and "en.yaml" in str(info.value)
+    (tmp_path / "broken.yaml").write_text("greeting: [unclosed", "utf-8")
+    with pytest.raises(DataFileError, match="invalid YAML"):
+        load_templates(tmp_path / "broken.yaml", "en")
+
+
+def test_a_team_can_edit_the_templates(root, tmp_path):
+    import triage
+
+    _edited_templates(root, tmp_path, lambda d: d["closing"].update(neutral=["Cheers, the Kefu team."]))
+    t = triage.Triage(drafter=Drafter(tmp_path / "templates"))
+    draft = t.assist("How long does a refund to my credit card take?").draft
+    assert draft.tone == "neutral" and draft.en.endswith("Cheers, the Kefu team.")
+
+
+# ------------------------------------------------------------------ composition
+def test_draft_in_both_languages_grounded_in_the_knowledge_base(default_triage):
+    a = default_triage.assist("退款退到信用卡要多久？订单号 2026111512345", customer_name="李女士")
+    d = a.draft
+    assert d.primary_language == "zh-Hans" and d.primary == d.zh
+    assert d.kb_ids == (a.answers[0].id,) and a.answers[0].entry.intent == "refund"
+    assert "3-15" in d.zh and "3-15" in d.en  # the knowledge-base fact, in both languages
+    assert d.zh.startswith("李女士") and "李女士" in d.en
+    assert not d.needs_human and d.missing_slots == ()
+    _no_placeholders(d)
+    assert json.loads(json.dumps(a.to_dict(), ensure_ascii=False))["draft"]["id"] == d.id
+
+
+def test_critical_gap_and_human_requests_need_a_person(default_triage):
+    critical = default_triage.assist("充电宝鼓包冒烟了，差点着火！孩子的手被烫伤了").draft
+    assert critical.needs_human and "critical urgency" in critical.reasons
+    assert re.search(r"\d{1,2}月\d{1,2}日 \d\d:\d\d", critical.zh) and re.search(r"\(UTC\+08:00\)", critical.en)
+    gap = default_triage.assist("你们招不招兼职").draft
+    assert gap.needs_human and gap.kb_ids == () and "no good knowledge-base answer" in gap.reasons
+    person = default_triage.assist("I want to talk to a real person, not a bot").draft
+    assert person.needs_human and "customer asked for a person" in person.reasons
+    for d in (critical, gap, person):
+        _no_placeholders(d)
+
+
+def test_missing_slots_are_marked_or_dropped_never_left_as_placeholders(default_triage):
+    d = default_triage.assist("我被重复扣款了，怎么办").draft
+    assert d.missing_slots == ("amount",) and "【请填写金额】" in d.zh and "[fill in amount]" in d.en
+    assert d.needs_human and "fill in amount" in d.reasons
+    with_amount = default_triage.assist("我被重复扣款了 ¥299，怎么办").draft
+    assert with_amount.missing_slots == () and "¥299" in with_amount.zh
+    tracking = default_triage.assist("my parcel tracking has not updated for 3 days").draft
+    assert "{" not in tracking.en and "tracking number" in tracking.en
+    _no_placeholders(d)
+
+
+def test_traditional_chinese_customers_get_traditional_replies(default_triage):
+    taiwan = default_triage.assist("請問退款到信用卡要多久？").draft
+    hong_kong = default_triage.assist("我張信用卡退款幾時到？等咗好耐都未收到").draft
+    for d in (taiwan, hong_kong):
+        assert d.primary_language == "zh-Hant"
+        assert detect_language(d.zh) == "zh-Hant" and to_simplified(d.zh) != d.zh
+    english = default_triage.assist("How long does a refund to my credit card take?").draft
+    assert english.primary_language == "en" and english.primary == english.en
+    assert detect_language(english.zh) == "zh-Hans"
+
+
+# ------------------------------------------------------------------ generators
+class _FakeChat(BaseHTTPRequestHandler):
+    reply = staticmethod(lambda prompt: prompt)
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append((self.path, self.headers.get("Authorization"), body))
+        prompt = body["messages"][0]["content"].split("\n", 1)[1]
+        data = json.dumps({"choices": [{"message": {"content": type(self).reply(prompt)}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def chat_server():
+    server = HTTPServer(("127.0.0.1", 0), _FakeChat)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeChat.requests = []
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def test_openai_compatible_generator_is_used_only_when_its_text_passes(default_triage, chat_server):
+    import triage
+
+    t = triage.Triage(generator=make_generator(f"openai:{chat_server}", model="tiny", api_key="k"))
+    _FakeChat.reply = staticmethod(lambda prompt: prompt.replace("您好", "亲，您好").replace("Hi", "Hello"))
+    good = t.assist("退款退到信用卡要多久？").draft
+    assert good.generator.startswith("openai:") and "亲，您好" in good.zh and "Hello" in good.en
+    path, auth, body = _FakeChat.requests[0]
+    assert path == "/v1/chat/completions" and auth == "Bearer k" and body["model"] == "tiny"
+
+    _FakeChat.reply = staticmethod(lambda prompt: re.sub(r"\d", "", prompt))  # drops the facts
+    bad = t.assist("退款退到信用卡要多久？").draft
+    assert bad.generator == "template" and "3-15" in bad.zh
+    assert any("dropped or changed numbers" in note for note in bad.generator_notes)
+
+
+def test_check_polished_rules():
+    original = "您好，退款会在3-15个工作日内到账。请把【请填写订单号】发给我们。"
+    assert check_polished(original, original.replace("您好", "亲，您好"), "zh") is None
+    assert "numbers" in check_polished(original, original.replace("15", "10"), "zh")
+    assert "marker" in check_polished(original, original.replace("【请填写订单号】", "订单号"), "zh")
+    assert "language" in check_polished(original, "Refunds take 3-15 days. 【请填写订单号】 ok ok ok ok", "zh")
+    assert "length" in check_polished(original, "3-15【请填写订单号】", "zh")
+    assert "placeholder" in check_polished(original, original + "{order_number}", "zh")
+
+
+def test_transformers_generator_runs_a_real_model_and_falls_back(default_triage, tmp_path):
+    pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    import triage
+
+    chars = sorted(set("您好退款信用卡要多久到账个工作日内abcdefghijklmnopqrstuvwxyz0123456789 .,-"))
+    vocab = {tok: i for i, tok in enumerate(["[UNK]", "[EOS]", *chars])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="[EOS]")
+    model_dir = tmp_path / "tiny-gpt2"
+    tokenizer.save_pretrained(model_dir)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(vocab), n_embd=16, n_layer=1, n_head=2, n_positions=1024,
+                               eos_token_id=1, bos_token_id=1)).save_pretrained(model_dir)
+
+    t = triage.Triage(generator=f"transformers:{model_dir}")
+    t.drafter.generator.max_new_tokens = 8
+    d = t.assist("退款退到信用卡要多久？").draft
+    plain = default_triage.assist("退款退到信用卡要多久？").draft
+    assert d.generator == "template" and d.zh == plain.zh  # an untrained model's output is refused
+    assert len(d.generator_notes) == 2 and all("kept the template" in n for n in d.generator_notes)
