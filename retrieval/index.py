@@ -207,6 +207,9 @@ class VectorIndex:
         if not len(live):
             return 0
         self._live.difference_update(live.tolist())
+        if not self._live:  # nothing left: start again from an empty index
+            self._index, self._kind, self._tombstones = None, None, set()
+            return len(live)
         if self.kind == "hnsw":
             self._tombstones.update(live.tolist())
             if len(self._tombstones) > _TOMBSTONE_REBUILD_SHARE * self._index.ntotal:
@@ -215,7 +218,7 @@ class VectorIndex:
             import faiss
 
             self._index.remove_ids(faiss.IDSelectorArray(live) if self.kind == "ivf" else faiss.IDSelectorBatch(live))
-            if not self._live or self._target_kind(len(self)) != self._kind:
+            if self._target_kind(len(self)) != self._kind:
                 self._rebuild(*self._all())
         return len(live)
 

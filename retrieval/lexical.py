@@ -81,7 +81,7 @@ class BM25Index:
         self.char_bigrams = char_bigrams
         self.user_words = tuple(user_words)
         self._docs: dict[str, Counter] = {}
-        self._matrix = None
+        self._state = None  # (matrix, vocab, ids), published as one tuple so readers never mix builds
 
     def params(self) -> dict:
         return {"k1": self.k1, "b": self.b, "char_bigrams": self.char_bigrams, "user_words": list(self.user_words)}
@@ -93,17 +93,17 @@ class BM25Index:
         """Add or replace ``(id, text)`` documents."""
         for doc_id, text in items:
             self._docs[doc_id] = Counter(self._terms(text))
-        self._matrix = None
+        self._state = None
 
     def remove(self, ids: Iterable[str]) -> None:
         for doc_id in ids:
             self._docs.pop(doc_id, None)
-        self._matrix = None
+        self._state = None
 
     def __len__(self) -> int:
         return len(self._docs)
 
-    def _build(self) -> None:
+    def _build(self) -> tuple:
         ids = list(self._docs)
         vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []
@@ -122,9 +122,8 @@ class BM25Index:
         norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
         tf = tf.tocoo()
         weights = tf.data * (self.k1 + 1) / (tf.data + norm[tf.row]) * idf[tf.col]
-        self._matrix = sparse.csc_matrix((weights.astype(np.float32), (tf.row, tf.col)), shape=tf.shape)
-        self._vocab = vocab
-        self._ids = np.asarray(ids, dtype=object)
+        matrix = sparse.csc_matrix((weights.astype(np.float32), (tf.row, tf.col)), shape=tf.shape)
+        return matrix, vocab, np.asarray(ids, dtype=object)
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """BM25 score of every document with at least one query term.
@@ -136,13 +135,15 @@ class BM25Index:
         scores : numpy.ndarray of float32
             Matching BM25 scores (> 0), unsorted.
         """
-        if self._matrix is None:
-            self._build()
-        counts = Counter(t for t in self._terms(text) if t in self._vocab)
+        state = self._state
+        if state is None:
+            state = self._state = self._build()
+        matrix, vocab, all_ids = state
+        counts = Counter(t for t in self._terms(text) if t in vocab)
         if not counts:
             return np.empty(0, dtype=object), np.empty(0, dtype=np.float32)
-        cols = [self._vocab[t] for t in counts]
-        sub = self._matrix[:, cols]
+        cols = [vocab[t] for t in counts]
+        sub = matrix[:, cols]
         scores = sub @ np.fromiter(counts.values(), dtype=np.float32, count=len(cols))
         hit = np.flatnonzero(scores > 0)
-        return self._ids[hit], scores[hit].astype(np.float32)
+        return all_ids[hit], scores[hit].astype(np.float32)

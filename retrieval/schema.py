@@ -271,7 +271,8 @@ def _from_markdown(raw: dict) -> dict:
     return {**raw, "lang": lang, "question": questions, "answer": answer}
 
 
-def load_entries(path: str | os.PathLike, *, taxonomy: Mapping[str, str] | None = None) -> list[KBEntry]:
+def load_entries(path: str | os.PathLike, *, taxonomy: Mapping[str, str] | None = None,
+                 allow_empty: bool = False) -> list[KBEntry]:
     """Read and validate every entry of a JSONL, CSV, TSV or Markdown file, or of every such file
     in a directory (sorted by name).
 
@@ -308,7 +309,7 @@ def load_entries(path: str | os.PathLike, *, taxonomy: Mapping[str, str] | None 
             seen[entry.id] = f"{file.name} line {number}"
             entries.append(entry)
             count += 1
-        if count == 0:
+        if count == 0 and not allow_empty:
             raise DataFileError(file, "contains no entries")
     return entries
 

@@ -320,8 +320,9 @@ class KnowledgeBase:
         missing = [e.id for e in entries if e.id not in self._entries]
         if missing:
             raise KeyError(f"no entries with ids {missing[:5]}; use add() for new entries")
+        prepared = self._embed_entries(entries)  # embed first: a failing encoder changes nothing
         self._delete([e.id for e in entries])
-        self._insert(entries)
+        self._insert(entries, prepared)
         return [e.id for e in entries]
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -333,11 +334,14 @@ class KnowledgeBase:
         self._delete(ids)
         return len(ids)
 
-    def _insert(self, entries: list[KBEntry]) -> None:
+    def _embed_entries(self, entries: list[KBEntry]) -> tuple[list[_Passage], np.ndarray]:
+        passages = [p for e in entries for p in _passages(e)]
+        return passages, self._embed_passages(passages)
+
+    def _insert(self, entries: list[KBEntry], prepared: tuple[list[_Passage], np.ndarray] | None = None) -> None:
         if not entries:
             return
-        passages = [p for e in entries for p in _passages(e)]
-        vectors = self._embed_passages(passages)
+        passages, vectors = prepared or self._embed_entries(entries)
         pids = np.arange(self._next_id, self._next_id + len(passages), dtype=np.int64)
         if self._vectors is None:
             self._vectors = VectorIndex(vectors.shape[1], self.index_params)
@@ -444,13 +448,15 @@ class KnowledgeBase:
             for i in candidates:
                 fused[i] += cfg.intent_boost * float(intent_scores.get(self._entries[i].intent, 0.0))
         ranked = sorted(candidates, key=lambda i: (-fused[i], i))
+        # The gap model reads the fused scores it was fitted on, before any rerank.
+        margin = fused[ranked[0]] - (fused[ranked[1]] if len(ranked) > 1 else 0.0)
+        top_fused = fused[ranked[0]]
+        top_dense = dense.get(ranked[0], (0.0, 0))[0]
+        confidence = cfg.gap.confidence(top_fused, top_dense, lexical.get(ranked[0], 0.0), margin)
         if self.reranker:
             ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], fused, query_lang) \
                 + ranked[self.rerank_depth:]
         hits = tuple(self._hit(i, fused[i], dense.get(i), lexical.get(i, 0.0), query_lang) for i in ranked[:k])
-        top = hits[0]
-        margin = top.score - (fused[ranked[1]] if len(ranked) > 1 else 0.0)
-        confidence = cfg.gap.confidence(top.score, top.dense_score, top.lexical_score, margin)
         return SearchResult(text.original, hits, confidence, confidence < cfg.gap.threshold)
 
     def _fuse(self, candidates: list[str], dense: dict, lexical: dict, mode: str,

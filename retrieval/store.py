@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import time
 import uuid
@@ -35,6 +36,13 @@ CURRENT = "CURRENT"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 _FILES = ("entries.jsonl", "vectors.faiss", "passage_ids.json")
+_VERSION_RE = re.compile(r"^v-\d{8}T\d{6}-[0-9a-f]{8}$")
+
+
+def _is_version(path: Path) -> bool:
+    """A version directory this library wrote (only those are ever pruned)."""
+    name = path.name[len(".tmp-"):] if path.name.startswith(".tmp-") else path.name
+    return bool(_VERSION_RE.match(name)) and path.is_dir()
 
 
 class KnowledgeBaseFileError(RuntimeError):
@@ -88,6 +96,12 @@ def save(kb, directory: str | Path) -> Path:
     """Write `kb` as a new version of `directory` (caller holds :func:`lock`). Returns the version path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / CURRENT).exists():
+        foreign = [p.name for p in directory.iterdir() if p.name != LOCK and not _is_version(p)]
+        if foreign:
+            raise KnowledgeBaseFileError(
+                f"{directory} is not empty and is not a knowledge-base directory (it holds {foreign[:3]}); "
+                "choose a new or empty directory")
     name = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     staging = directory / f".tmp-{name}"
     staging.mkdir()
@@ -112,6 +126,7 @@ def save(kb, directory: str | Path) -> Path:
             "search": kb.config.to_dict(),
             "taxonomy": kb.taxonomy,
             "reranker": kb.reranker,
+            "rerank_depth": kb.rerank_depth,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
             "sha256": {f: _sha256(staging / f) for f in _FILES},
@@ -128,15 +143,13 @@ def save(kb, directory: str | Path) -> Path:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for old in directory.glob("v-*"):
-        if old.name not in (name, previous):
+    for old in directory.iterdir():
+        if _is_version(old) and old.name not in (name, previous):
             shutil.rmtree(old, ignore_errors=True)
-    for stale in directory.glob(".tmp-v-*"):
-        shutil.rmtree(stale, ignore_errors=True)
     return directory / name
 
 
-def load(directory: str | Path, *, encoder: str | None = None, **kwargs):
+def load(directory: str | Path, *, encoder: str | None = None, reranker: str | None = None):
     """Load the live version of `directory`, verifying checksums and the encoder.
 
     Raises
@@ -153,7 +166,10 @@ def load(directory: str | Path, *, encoder: str | None = None, **kwargs):
         raise KnowledgeBaseFileError(
             f"{directory} is not a knowledge-base directory (no {CURRENT} file); build one with "
             "`triage kb build --input FAQ_FILE --out DIR`")
-    version = directory / pointer.read_text().strip()
+    name = pointer.read_text().strip()
+    if not _VERSION_RE.match(name):
+        raise KnowledgeBaseFileError(f"{pointer} names {name[:80]!r}, not a version directory; rebuild the knowledge base")
+    version = directory / name
     try:
         manifest = json.loads((version / MANIFEST).read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -176,9 +192,10 @@ def load(directory: str | Path, *, encoder: str | None = None, **kwargs):
     lexical = manifest["lexical"]
     kb = KnowledgeBase(encoder=manifest["encoder"], index=index, config=manifest["search"],
                        taxonomy=manifest.get("taxonomy"), user_words=lexical.get("user_words", ()),
-                       reranker=kwargs.get("reranker", manifest.get("reranker")))
+                       reranker=reranker or manifest.get("reranker"),
+                       rerank_depth=manifest.get("rerank_depth", 20))
     try:
-        entries = load_entries(version / "entries.jsonl", taxonomy=kb.taxonomy)
+        entries = load_entries(version / "entries.jsonl", taxonomy=kb.taxonomy, allow_empty=True)
     except DataFileError as exc:
         raise KnowledgeBaseFileError(str(exc)) from None
     passage_ids = json.loads((version / "passage_ids.json").read_text())

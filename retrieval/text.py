@@ -67,12 +67,19 @@ def to_simplified(text: str) -> str:
     return _opencc("t2s").convert(text)
 
 
+# Conversions OpenCC gets wrong in shop talk (发卡银行 is a card issuer, not a hair clip).
+_TRADITIONAL_FIXES = (("髮卡", "發卡"), ("隻看", "只看"), ("隻能", "只能"), ("隻有", "只有"), ("隻是", "只是"))
+
+
 def to_traditional(text: str, variant: str = "t") -> str:
     """Simplified to traditional Chinese; `variant` is ``"t"``, ``"tw"`` (Taiwan) or ``"hk"``."""
     config = {"t": "s2t", "tw": "s2twp", "hk": "s2hk"}.get(variant)
     if config is None:
         raise ValueError(f"unknown traditional variant {variant!r}; use 't', 'tw' or 'hk'")
-    return _opencc(config).convert(text)
+    out = _opencc(config).convert(text)
+    for wrong, right in _TRADITIONAL_FIXES:
+        out = out.replace(wrong, right)
+    return out
 
 
 def decode(data: bytes | str, *, encoding: str = "utf-8") -> str:

@@ -191,3 +191,38 @@ def test_transformers_generator_runs_a_real_model_and_falls_back(default_triage,
     plain = default_triage.assist("退款退到信用卡要多久？").draft
     assert d.generator == "template" and d.zh == plain.zh  # an untrained model's output is refused
     assert len(d.generator_notes) == 2 and all("kept the template" in n for n in d.generator_notes)
+
+
+# ------------------------------------------------------------------ golden drafts
+GOLDEN_MESSAGES = {
+    "zh-Hans": "我买的羽绒服少了一个袖扣，订单号 2026101899001，怎么处理？",
+    "zh-Hant": "請問退款到信用卡要多久？我上週就退貨了",
+    "en": "Hi, how long does a refund to my credit card take? I returned the shoes last week.",
+    "mixed": "我的order还没shipped，都三天了，tracking number也没有",
+    "angry": "你们什么破服务！！！客服态度差到极点，我要投诉！",
+    "critical": "充电宝鼓包冒烟了，差点着火！",
+}
+
+
+def test_golden_drafts(root, default_triage):
+    """Whole drafts for fixed messages at a fixed time. After an intended change (templates, KB,
+    model), regenerate with KEFU_UPDATE_GOLDEN=1 and review the diff."""
+    import os
+    from datetime import datetime, timezone
+
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+    drafts = {}
+    for name, text in GOLDEN_MESSAGES.items():
+        d = default_triage.draft(text, received_at=at, customer_name="Lee" if name == "en" else None)
+        drafts[name] = {"primary_language": d.primary_language, "tone": d.tone, "kb_ids": list(d.kb_ids),
+                        "needs_human": d.needs_human, "reasons": list(d.reasons), "zh": d.zh, "en": d.en}
+    golden = root / "tests" / "golden" / "drafts.json"
+    if os.environ.get("KEFU_UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(json.dumps(drafts, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    assert drafts == json.loads(golden.read_text("utf-8"))
+    assert drafts["zh-Hant"]["primary_language"] == "zh-Hant" and drafts["en"]["primary_language"] == "en"
+    assert drafts["angry"]["tone"] == "apologetic" and "抱歉" in drafts["angry"]["zh"]
+    assert "sorry" in drafts["angry"]["en"].lower()
+    assert drafts["critical"]["needs_human"] and "critical urgency" in drafts["critical"]["reasons"]
+    assert "11月24日 11:00" in drafts["critical"]["zh"]  # escalation: 1 hour after 10:00 Beijing time

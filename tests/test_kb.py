@@ -353,3 +353,32 @@ def test_optional_cross_encoder_rerank(tmp_path):
     expected = CrossEncoder(str(model_dir), device="cpu").predict(
         [("退货运费多久", kb.get(h.id).answer("zh")) for h in result], show_progress_bar=False)
     assert [h.score for h in result] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
+
+
+def test_edge_cases_found_in_review(tmp_path):
+    # Removing every entry leaves a knowledge base that saves, loads and answers "no answer".
+    kb = KnowledgeBase.from_records(RECORDS[:2], taxonomy=INTENT_CATEGORIES)
+    kb.remove([r["id"] for r in RECORDS[:2]])
+    kb.save(tmp_path / "empty")
+    empty = KnowledgeBase.load(tmp_path / "empty")
+    assert len(empty) == 0 and empty.search("退货").knowledge_gap
+    empty.add([RECORDS[0]])
+    assert empty.search("怎么申请退货？")[0].id == "ret-how"
+    # An IVF index can be emptied and refilled.
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((50, 8)).astype(np.float32)
+    ivf = VectorIndex(8, IndexParams(kind="ivf", ivf_nlist=2))
+    ivf.add(np.arange(50), vectors)
+    assert ivf.remove(np.arange(50)) == 50 and len(ivf) == 0
+    ivf.add(np.arange(50), vectors)
+    assert len(ivf) == 50
+    # Saving into a directory that holds other things is refused; nothing there is touched.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "v-notes").mkdir()
+    with pytest.raises(KnowledgeBaseFileError, match="not empty"):
+        kb.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "v-notes").is_dir()
+    # CURRENT must name a version directory inside the knowledge base.
+    (tmp_path / "empty" / "CURRENT").write_text("../../etc")
+    with pytest.raises(KnowledgeBaseFileError, match="not a version directory"):
+        KnowledgeBase.load(tmp_path / "empty")

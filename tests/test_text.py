@@ -90,3 +90,10 @@ def test_leading_blanks_do_not_count_against_the_cap_and_nfkc_growth_is_capped()
     assert prepare(" " * 10 + "退款", max_chars=5).normalized == "退款"
     doc = prepare("\ufdfa" * 10, max_chars=50)
     assert doc.truncated and len(doc.normalized) == 50
+
+
+def test_traditional_conversion_fixes_shop_talk():
+    from retrieval.text import to_traditional
+
+    out = to_traditional("具体看发卡银行的处理速度，而不是只看可用额度", "tw")
+    assert "發卡銀行" in out and "只看" in out and "髮" not in out

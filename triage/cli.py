@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 from rich.markup import escape
 from rich.table import Table
 
@@ -325,7 +326,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if base_data is None:
         raise DataFileError("data/training/train.jsonl", "base training data not found; pass --data FILE")
     started = time.perf_counter()
-    bundle = retrain_from_feedback(FeedbackStore(args.feedback), base_data, base_model=args.model or default_bundle_path(),
+    bundle = retrain_from_feedback(FeedbackStore(args.feedback, create=False), base_data, base_model=args.model or default_bundle_path(),
                                    weight=args.weight)
     save_bundle(bundle, args.out)
     learned = bundle.manifest["learned_from"]
@@ -337,7 +338,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 def cmd_feedback_report(args: argparse.Namespace) -> int:
     from .feedback import FeedbackStore, build_report, render_html
 
-    report = build_report(FeedbackStore(args.db).rows())
+    report = build_report(FeedbackStore(args.db, create=False).rows())
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     if args.json:
@@ -484,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, FileNotFoundError, KeyError,
-            ValueError, RuntimeError) as exc:
+            ValueError, RuntimeError, SQLAlchemyError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
 

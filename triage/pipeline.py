@@ -18,12 +18,13 @@ import numpy as np
 from scipy import sparse
 
 from retrieval.encoders import get_encoder
+from retrieval import store
 from retrieval.search import KnowledgeBase
 from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
 from retrieval.text import warm_up as load_text_resources
 
 from .bundle import MANIFEST, Bundle, load_bundle
-from .drafting import Drafter, Generator, make_generator
+from .drafting import Draft, Drafter, Generator, make_generator
 from .feedback import FeedbackStore
 from .entities import extract_entities
 from .features import EMBEDDING_FEATURE, TextFeaturizer
@@ -292,6 +293,12 @@ class Triage:
             self.feedback_store.record_draft(reply, result)
         return AssistResult(result, answers, reply)
 
+    def draft(self, text: str | bytes, **options) -> Draft:
+        """Just the reply draft of :meth:`assist` (same options)."""
+        draft = self.assist(text, **options).draft
+        assert draft is not None
+        return draft
+
     def feedback(self, draft_id: str, action: str, final_text: str | None = None, *,
                  corrected_intent: str | None = None, corrected_urgency: str | None = None,
                  agent_id: str | None = None) -> None:
@@ -424,7 +431,7 @@ def open_knowledge_base(source: str | os.PathLike | None = None) -> KnowledgeBas
     if source is None:
         return _default_knowledge_base()
     path = Path(source)
-    if (path / "CURRENT").is_file():
+    if (path / store.CURRENT).is_file():
         return KnowledgeBase.load(path)
     return KnowledgeBase.from_file(path, taxonomy=INTENT_CATEGORIES)
 

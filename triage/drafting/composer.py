@@ -134,13 +134,20 @@ class Drafter:
     generator : Generator, optional
         Polishes the template drafts (see :mod:`triage.drafting.generators`); its output is
         used only when it passes the checks.
+    low_confidence : float
+        Below the search's knowledge-gap threshold, an answer whose intent agrees with a
+        confident triage intent is still used (flagged ``needs_human``) down to this search
+        confidence; 0.3 was chosen on the held-out messages (``benchmarks/bench_drafts.py``).
     """
 
     name = "template"
 
     def __init__(self, templates: str | Path | None = None, *, timezone: str = "Asia/Shanghai",
-                 generator=None) -> None:
+                 generator=None, low_confidence: float = 0.3) -> None:
+        if not 0.0 <= low_confidence <= 1.0:
+            raise ValueError(f"low_confidence must be in [0, 1], got {low_confidence}")
         self.templates_dir = templates
+        self.low_confidence = low_confidence
         self.timezone = ZoneInfo(timezone)
         self.generator = generator
         self._sets: dict[str, TemplateSet] | None = None
@@ -168,11 +175,16 @@ class Drafter:
         source_lang = lang if lang in entry.answers else next(iter(entry.answers))
         unknown = set(PLACEHOLDER_RE.findall(text)) - slots.keys()
         if unknown:
+            sentences = [s for s in _SENTENCE_RE[source_lang].split(text) if s.strip()]
+            droppable = [bool(set(PLACEHOLDER_RE.findall(s)) & unknown) and not re.search(r"\d", PLACEHOLDER_RE.sub("", s))
+                         for s in sentences]
+            if all(droppable):  # dropping would leave no answer: mark instead
+                droppable = [False] * len(sentences)
             kept = []
-            for sentence in (s for s in _SENTENCE_RE[source_lang].split(text) if s.strip()):
-                needs = set(PLACEHOLDER_RE.findall(sentence)) & unknown
-                if needs and not re.search(r"\d", PLACEHOLDER_RE.sub("", sentence)):
+            for sentence, drop in zip(sentences, droppable):
+                if drop:
                     continue
+                needs = set(PLACEHOLDER_RE.findall(sentence)) & unknown
                 for name in sorted(needs):
                     named = _NAMED_BEFORE.get(name)
                     if named:
@@ -211,11 +223,7 @@ class Drafter:
         self.warm_up()
         tone = tone_of(result)
         reasons: list[str] = []
-        entry = None
-        if answers.knowledge_gap or not answers.hits:
-            reasons.append("no good knowledge-base answer")
-        else:
-            entry = answers.hits[0].entry
+        entry = self._choose_entry(result, answers, reasons)
         if result.urgency.level == "critical":
             reasons.append("critical urgency")
         if result.intent.abstained:
@@ -246,8 +254,23 @@ class Drafter:
                       kb_ids=(entry.id,) if entry is not None else (), needs_human=bool(reasons),
                       missing_slots=missing, tone=tone, reasons=tuple(reasons))
         if self.generator is not None:
-            draft = self.generator.polish(draft, entry)
+            draft = self.generator.polish(draft)
         return draft
+
+    def _choose_entry(self, result: TriageResult, answers: SearchResult, reasons: list[str]) -> KBEntry | None:
+        """The top hit when the search is confident; below that, down to `low_confidence` and
+        never for a critical case, the best hit of the intent triage is sure of (two signals
+        agreeing), flagged for a check; otherwise none (a holding reply)."""
+        if answers.hits and not answers.knowledge_gap:
+            return answers.hits[0].entry
+        if answers.hits and not result.intent.abstained and answers.confidence >= self.low_confidence \
+                and result.urgency.level != "critical":  # a critical case gets no guesswork
+            for hit in answers.hits:
+                if hit.entry.intent == result.intent.label:
+                    reasons.append("low-confidence answer: check that it fits")
+                    return hit.entry
+        reasons.append("no good knowledge-base answer")
+        return None
 
     def _slots(self, result: TriageResult, lang: str, customer_name: str | None) -> dict[str, str]:
         slots: dict[str, str] = {}
@@ -258,6 +281,8 @@ class Drafter:
                 slots[entity.type] = entity.text
         if customer_name and customer_name.strip():
             slots["customer_name"] = customer_name.strip()
+        # Values are data, not template text: braces in them must not read as placeholders.
+        slots = {k: v.replace("{", "｛").replace("}", "｝") for k, v in slots.items()}
         slots["due_time"] = _format_due(result.urgency.due, lang, self.timezone)
         return slots
 

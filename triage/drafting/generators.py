@@ -3,9 +3,9 @@
 ``"transformers:<path>"``
     A local causal or sequence-to-sequence model loaded with ``transformers`` (the
     ``transformers`` extra); nothing is downloaded.
-``"openai:<base url>"``
+``"openai:<base url>[#model]"``
     Any OpenAI-compatible chat-completions endpoint (``model=`` and ``api_key=`` options, or
-    ``OPENAI_API_KEY``).
+    ``OPENAI_API_KEY``); ``#qwen2.5-7b`` after the URL names the model.
 
 Generated text is only used when it passes :func:`check_polished` (keeps every number of the
 template draft and its fill-in markers, right language and script, bounded length); otherwise
@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 
+from retrieval.schema import PLACEHOLDER_RE
 from retrieval.text import detect_language
 
 from .composer import Draft
@@ -40,11 +41,13 @@ def check_polished(original: str, candidate: str, lang: str) -> str | None:
     candidate = candidate.strip()
     if not candidate:
         return "empty output"
-    if re.search(r"\{[A-Za-z_]\w*\}", candidate):
+    if PLACEHOLDER_RE.search(candidate):
         return "contains a placeholder"
-    lost = sorted(set(_NUMBER_RE.findall(original)) - set(_NUMBER_RE.findall(candidate)))
-    if lost:
-        return f"dropped or changed numbers {lost[:5]}"
+    before, after = set(_NUMBER_RE.findall(original)), set(_NUMBER_RE.findall(candidate))
+    if before - after:
+        return f"dropped or changed numbers {sorted(before - after)[:5]}"
+    if after - before:
+        return f"added numbers {sorted(after - before)[:5]} that are not in the draft"
     if sorted(_MARKER_RE.findall(original)) != sorted(_MARKER_RE.findall(candidate)):
         return "dropped a fill-in marker"
     expected = detect_language(original)
@@ -64,7 +67,7 @@ class Generator:
     def generate(self, prompt: str, lang: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def polish(self, draft: Draft, entry=None) -> Draft:
+    def polish(self, draft: Draft) -> Draft:
         """Polish both languages; keep each generated text only if it passes the checks."""
         changes: dict[str, str] = {}
         notes: list[str] = []
@@ -161,4 +164,11 @@ class OpenAICompatibleGenerator(Generator):
 
 
 register_generator("transformers")(lambda arg, **options: TransformersGenerator(arg, **options))
-register_generator("openai")(lambda arg, **options: OpenAICompatibleGenerator(arg, **options))
+def _openai(arg: str, **options) -> OpenAICompatibleGenerator:
+    url, _, model = arg.partition("#")
+    if model:
+        options.setdefault("model", model)
+    return OpenAICompatibleGenerator(url, **options)
+
+
+register_generator("openai")(_openai)

@@ -20,16 +20,17 @@ TONES = ("apologetic", "neutral", "warm")
 TEMPLATE_LANGUAGES = ("zh", "en")
 #: Placeholders a template may use.
 TEMPLATE_SLOTS = ("customer_name", "order_number", "tracking_number", "amount", "date", "due_time")
-_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-#: Section -> the keys it must have (None: any subset of the given keys).
-_SECTIONS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "greeting": (TONES, True),
-    "empathy": (TONES, True),
-    "intro": (INTENTS, True),
-    "next_step": (INTENTS, True),
-    "escalation": (("critical", "high"), True),
-    "holding": (("default",), True),
-    "closing": (TONES, True),
+# Anything in single braces counts, so a typo such as {order number} is caught, not sent.
+_PLACEHOLDER_RE = re.compile(r"(?<!\{)\{([^{}]*)\}(?!\})")
+#: Section -> the keys it must have.
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "greeting": TONES,
+    "empathy": TONES,
+    "intro": INTENTS,
+    "next_step": INTENTS,
+    "escalation": ("critical", "high"),
+    "holding": ("default",),
+    "closing": TONES,
 }
 
 
@@ -74,11 +75,11 @@ def load_templates(path: str | os.PathLike, language: str) -> TemplateSet:
     if unknown:
         raise DataFileError(path, f"unknown section(s) {unknown}; sections are {sorted(_SECTIONS)}")
     parts: dict[str, dict[str, tuple[str, ...]]] = {}
-    for section, (keys, required) in _SECTIONS.items():
+    for section, keys in _SECTIONS.items():
         block = data.get(section)
         if not isinstance(block, dict):
             raise DataFileError(path, f"section {section!r} is missing or not a mapping", field=section)
-        missing = [k for k in keys if k not in block] if required else []
+        missing = [k for k in keys if k not in block]
         if missing:
             raise DataFileError(path, f"section {section!r} lacks key(s) {missing}", field=section)
         extra = sorted(set(block) - set(keys))

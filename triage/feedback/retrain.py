@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from .store import FeedbackStore
 
 #: Heads that agents correct (sentiment has no correction field; it comes from the base bundle).
 RETRAINED_HEADS = ("intent", "urgency")
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]+@", r"//\1:***@", url)
 
 
 def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *, base_model: str | os.PathLike,
@@ -42,7 +37,7 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
         raise ValueError(f"weight must be at least 1, got {weight}")
     corrections = store.corrections()
     if not corrections:
-        raise ValueError(f"{_redact(store.url)} has no corrected intents or urgencies to learn from")
+        raise ValueError(f"{store.display_url} has no corrected intents or urgencies to learn from")
     base = load_bundle(base_model)
     texts: list[str] = []
     labels: dict[str, list[str | None]] = {head: [] for head in RETRAINED_HEADS}
@@ -70,10 +65,10 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
     head_type = next(iter(base.manifest["heads"].values()))["head"]
     bundle = train_bundle(texts, labels, encoder=encoder, featurizer_params=featurizer, head=head_type,
                           head_params=head_params, version=version or f"feedback-{time.strftime('%Y.%m.%d-%H%M%S')}",
-                          sources=[str(base_data), f"feedback: {_redact(store.url)}"])
+                          sources=[str(base_data), f"feedback: {store.display_url}"])
     digest = hashlib.sha256(json.dumps(corrections, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     bundle.manifest["learned_from"] = {
-        "feedback_db": _redact(store.url), "corrections": len(corrections), "weight": weight,
+        "feedback_db": store.display_url, "corrections": len(corrections), "weight": weight,
         "corrections_sha256": digest, "base_data": str(Path(base_data)), "base_rows": base_rows,
         "base_model": base.manifest.get("version"),
     }

@@ -21,6 +21,7 @@ from ..entities import mask_pii
 from ..taxonomy import URGENCY_LEVELS
 
 ACTIONS = ("accepted", "edited", "rejected")
+_EDIT_DISTANCE_CAP = 4000  # characters of each text compared
 
 
 def _v1(conn: sa.Connection) -> None:
@@ -32,10 +33,10 @@ def _v1(conn: sa.Connection) -> None:
         sa.Column("created_at", sa.String(40), nullable=False),
         sa.Column("message", sa.Text, nullable=False),
         sa.Column("language", sa.String(16), nullable=False),
-        sa.Column("intent", sa.String(64), nullable=False),
+        sa.Column("intent", sa.Text, nullable=False),
         sa.Column("urgency", sa.String(16), nullable=False),
         sa.Column("sentiment", sa.String(16), nullable=False),
-        sa.Column("model_version", sa.String(128), nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
         sa.Column("kb_ids", sa.Text, nullable=False),
         sa.Column("triage_json", sa.Text, nullable=False),
         sa.Column("draft_zh", sa.Text, nullable=False),
@@ -49,19 +50,24 @@ def _v1(conn: sa.Connection) -> None:
         sa.Column("draft_id", sa.String(64), sa.ForeignKey("drafts.id"), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("final_text", sa.Text),
-        sa.Column("corrected_intent", sa.String(64)),
+        sa.Column("corrected_intent", sa.Text),
         sa.Column("corrected_urgency", sa.String(16)),
-        sa.Column("agent_id", sa.String(128)),
+        sa.Column("agent_id", sa.Text),
         sa.Column("created_at", sa.String(40), nullable=False),
     )
     meta.create_all(conn)
 
 
 def _v2(conn: sa.Connection) -> None:
-    # Edit distance is computed once at write time; the report reads it for every row.
-    conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN edit_distance INTEGER"))
-    conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN draft_length INTEGER"))
-    conn.execute(sa.text("CREATE INDEX ix_feedback_draft_id ON feedback (draft_id)"))
+    # Edit distance is computed once at write time; the report reads it for every row. Each step
+    # checks first: SQLite does not roll DDL back, so a crash halfway must be resumable.
+    inspector = sa.inspect(conn)
+    columns = {c["name"] for c in inspector.get_columns("feedback")}
+    for column in ("edit_distance", "draft_length"):
+        if column not in columns:
+            conn.execute(sa.text(f"ALTER TABLE feedback ADD COLUMN {column} INTEGER"))
+    if "ix_feedback_draft_id" not in {i["name"] for i in inspector.get_indexes("feedback")}:
+        conn.execute(sa.text("CREATE INDEX ix_feedback_draft_id ON feedback (draft_id)"))
 
 
 #: (version, migration) in order; append new ones, never edit applied ones.
@@ -123,30 +129,51 @@ class FeedbackStore:
         Mask emails, phone and card numbers in stored messages and texts (default True).
     labels : dict, optional
         ``{"intent": [...], "urgency": [...]}`` accepted as corrections; default: the bundle's.
+    create : bool
+        Create a missing SQLite file (False for readers such as reports, so a typo is an error).
     """
 
     def __init__(self, url: str | Path = "feedback.db", *, mask_pii: bool = True,
-                 labels: dict[str, list[str]] | None = None) -> None:
+                 labels: dict[str, list[str]] | None = None, create: bool = True) -> None:
         self.url = _url(url)
+        database = sa.engine.make_url(self.url).database
+        if not create and self.url.startswith("sqlite") and database and not Path(database).is_file():
+            raise FeedbackError(f"no feedback database at {database}; check the path (drafts are stored there "
+                                "by `Triage(feedback_store=...)` or `triage assist --feedback-db`)")
+        #: The URL with any password hidden: the only form that goes into messages and manifests.
+        self.display_url = sa.engine.make_url(self.url).render_as_string(hide_password=True)
         self.mask_pii = mask_pii
         self.labels = labels
         self.engine = sa.create_engine(self.url, future=True)
         self.migrate()
 
     def _mask(self, text: str | None) -> str | None:
-        return mask_pii(text) if (text is not None and self.mask_pii) else text
+        """What is stored: PII masked (unless disabled) and NULs dropped (PostgreSQL refuses them)."""
+        if text is None:
+            return None
+        text = text.replace("\x00", "")
+        return mask_pii(text) if self.mask_pii else text
 
     def migrate(self) -> int:
-        """Apply pending migrations; returns the schema version now in place."""
+        """Apply pending migrations; returns the schema version now in place.
+
+        Each migration runs in a transaction that first takes a database-wide lock (PostgreSQL
+        advisory lock; SQLite write lock) and re-reads the version, so processes that open the
+        same database at once apply each migration exactly once.
+        """
         with self.engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
-            current = conn.execute(sa.text("SELECT MAX(version) FROM schema_version")).scalar() or 0
-        if current > SCHEMA_VERSION:
-            raise FeedbackError(f"{self.url} has schema version {current}, newer than this library's "
-                                f"{SCHEMA_VERSION}; upgrade kefu-triage")
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)"))
         for version, migration in MIGRATIONS:
-            if version > current:
-                with self.engine.begin() as conn:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7272631)"))
+                elif conn.dialect.name == "sqlite":
+                    conn.execute(sa.text("UPDATE schema_version SET version = version WHERE 0"))  # takes the write lock
+                current = conn.execute(sa.text("SELECT MAX(version) FROM schema_version")).scalar() or 0
+                if current > SCHEMA_VERSION:
+                    raise FeedbackError(f"{self.display_url} has schema version {current}, newer than this "
+                                        f"library's {SCHEMA_VERSION}; upgrade kefu-triage")
+                if version > current:
                     migration(conn)
                     conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
         return SCHEMA_VERSION
@@ -193,15 +220,18 @@ class FeedbackStore:
             raise FeedbackError(f"corrected_intent {corrected_intent!r} is not a known intent; one of {sorted(intents)}")
         if corrected_urgency is not None and corrected_urgency not in URGENCY_LEVELS:
             raise FeedbackError(f"corrected_urgency {corrected_urgency!r} is not one of {URGENCY_LEVELS}")
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(sa.text("SELECT draft_zh, draft_en, primary_language FROM drafts WHERE id = :id"),
                                {"id": draft_id}).first()
-            if row is None:
-                raise FeedbackError(f"no draft with id {draft_id!r} in {self.url}; pass the id of a draft "
-                                    "made with this feedback store")
-            draft_text = row.draft_en if row.primary_language == "en" else row.draft_zh
-            final = self._mask(final_text)
-            distance = edit_distance(draft_text, final) if final is not None else (0 if action == "accepted" else None)
+        if row is None:
+            raise FeedbackError(f"no draft with id {draft_id!r} in {self.display_url}; pass the id of a draft "
+                                "made with this feedback store")
+        draft_text = row.draft_en if row.primary_language == "en" else row.draft_zh
+        final = self._mask(final_text)
+        # Outside the write transaction, and on bounded text: it is quadratic.
+        distance = edit_distance(draft_text[:_EDIT_DISTANCE_CAP], final[:_EDIT_DISTANCE_CAP]) if final is not None \
+            else (0 if action == "accepted" else None)
+        with self.engine.begin() as conn:
             conn.execute(sa.text(
                 "INSERT INTO feedback (draft_id, action, final_text, corrected_intent, corrected_urgency, agent_id,"
                 " created_at, edit_distance, draft_length) VALUES (:draft_id, :action, :final_text,"
