@@ -6,6 +6,7 @@ Shared by the knowledge-base loaders here and the labeled-data readers in `triag
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -22,6 +23,15 @@ class DataFileError(ValueError):
         self.path, self.line, self.field = str(path), line, field
         where = self.path + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
         super().__init__(f"{where}: {message}")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_format(path: str | os.PathLike) -> str:

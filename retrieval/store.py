@@ -16,7 +16,6 @@ that opened it keeps working); older ones are pruned.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -27,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .files import DataFileError
+from .files import DataFileError, sha256_file
 from .index import IndexParams, VectorIndex
 from .schema import load_entries, write_entries_jsonl
 
@@ -47,14 +46,6 @@ def _is_version(path: Path) -> bool:
 
 class KnowledgeBaseFileError(RuntimeError):
     """A knowledge-base directory that cannot be loaded (missing, corrupt, wrong encoder)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -129,7 +120,7 @@ def save(kb, directory: str | Path) -> Path:
             "rerank_depth": kb.rerank_depth,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
-            "sha256": {f: _sha256(staging / f) for f in _FILES},
+            "sha256": {f: sha256_file(staging / f) for f in _FILES},
         }
         _write(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
         _fsync_dir(staging)
@@ -180,7 +171,7 @@ def load(directory: str | Path, *, encoder: str | None = None, reranker: str | N
         path = version / name
         if not path.is_file():
             raise KnowledgeBaseFileError(f"{path} is missing; the knowledge base is incomplete, rebuild it")
-        if _sha256(path) != manifest["sha256"].get(name):
+        if sha256_file(path) != manifest["sha256"].get(name):
             raise KnowledgeBaseFileError(
                 f"{path} does not match its checksum in the manifest (changed or corrupted); rebuild the "
                 "knowledge base or restore the file")

@@ -8,7 +8,6 @@ SHA-256 before loading, and skops only rebuilds types from an allow-list (never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -21,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 
 import skops.io as sio
+
+from retrieval.files import sha256_file
 
 from .features import TextFeaturizer
 from .heads import CalibratedLinearHead
@@ -71,14 +72,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
     """Write `bundle` to `directory` atomically (a crash leaves any previous bundle intact).
 
@@ -99,7 +92,7 @@ def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **bundle.manifest,
             "library_versions": library_versions(),
-            "files": {k: {"path": v, "sha256": _sha256(staging / v)} for k, v in files.items()},
+            "files": {k: {"path": v, "sha256": sha256_file(staging / v)} for k, v in files.items()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         backup = None
@@ -156,7 +149,7 @@ def _load_file(directory: Path, name: str, entry: object):
         raise BundleError(f"manifest of {directory}: file {entry['path']!r} lies outside the bundle directory")
     if not path.is_file():
         raise BundleError(f"bundle file {path} is missing")
-    if _sha256(path) != entry["sha256"]:
+    if sha256_file(path) != entry["sha256"]:
         raise BundleError(
             f"bundle file {path} does not match the checksum in its manifest; "
             f"the bundle is corrupt or was modified, so it was not loaded"

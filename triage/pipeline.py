@@ -52,16 +52,19 @@ def shipped_path(installed: str, checkout: str) -> Path | None:
     return None
 
 
+def require_shipped(installed: str, checkout: str, what: str) -> Path:
+    """:func:`shipped_path`, or FileNotFoundError saying where `what` was expected."""
+    found = shipped_path(installed, checkout)
+    if found is None:
+        raise FileNotFoundError(f"{what} is missing (expected {checkout} in a checkout or triage/{installed} in an "
+                                "installed package)")
+    return found
+
+
 def default_bundle_path() -> Path:
     """Where the shipped default bundle is: inside the installed package, or ``models/`` in a checkout."""
-    found = shipped_path(f"_models/default/{MANIFEST}", f"models/default/{MANIFEST}")
-    if found is None:
-        raise FileNotFoundError(
-            "the default model bundle is missing (expected models/default/ in a checkout or "
-            "triage/_models/default/ in an installed package); rebuild it with "
-            "`python scripts/train_default.py`"
-        )
-    return found.parent
+    return require_shipped(f"_models/default/{MANIFEST}", f"models/default/{MANIFEST}",
+                           "the default model bundle (rebuild it with `python scripts/train_default.py`)").parent
 
 
 @dataclass
@@ -413,11 +416,7 @@ class Triage:
 
 def default_kb_path() -> Path:
     """The shipped knowledge-base files: inside the installed package, or ``data/kb/`` in a checkout."""
-    found = shipped_path("_data/kb", "data/kb")
-    if found is None:
-        raise FileNotFoundError("the default knowledge base is missing (expected data/kb/ in a checkout or "
-                                "triage/_data/kb/ in an installed package)")
-    return found
+    return require_shipped("_data/kb", "data/kb", "the default knowledge base")
 
 
 @functools.lru_cache(maxsize=1)

@@ -96,13 +96,9 @@ class Draft:
 
 
 def default_templates_dir() -> Path:
-    from ..pipeline import shipped_path
+    from ..pipeline import require_shipped
 
-    found = shipped_path("_data/templates", "data/templates")
-    if found is None:
-        raise FileNotFoundError("the reply templates are missing (expected data/templates/ in a checkout or "
-                                "triage/_data/templates/ in an installed package)")
-    return found
+    return require_shipped("_data/templates", "data/templates", "the reply templates")
 
 
 def tone_of(result: TriageResult) -> str:
