@@ -286,15 +286,32 @@ class Triage:
         search (see :meth:`retrieval.KnowledgeBase.search`); `customer_name` (from the helpdesk)
         fills the greeting. Raises TextInputError like :meth:`triage`.
         """
-        result = self.triage(text, received_at=received_at)
-        intent_scores = dict(result.intent.alternatives)
-        intent_scores[result.intent.label] = result.intent.confidence
-        answers = self.knowledge_base.search(text if isinstance(text, str) else result.text, k=k,
-                                             filters=filters, intent_scores=intent_scores)
-        reply = self.drafter.compose(result, answers, customer_name=customer_name) if draft else None
-        if reply is not None and self.feedback_store is not None:
-            self.feedback_store.record_draft(reply, result)
-        return AssistResult(result, answers, reply)
+        result = self.assist_batch([text], k=k, filters=filters, received_at=received_at,
+                                   customer_names=[customer_name], draft=draft, on_error="raise")[0]
+        assert isinstance(result, AssistResult)
+        return result
+
+    def assist_batch(self, texts: Sequence[str | bytes | None], *, k: int = 3, filters: dict | None = None,
+                     received_at: datetime | Sequence[datetime | None] | None = None,
+                     customer_names: Sequence[str | None] | None = None, draft: bool = True,
+                     on_error: str = "return") -> list[AssistResult | TriageFailure]:
+        """:meth:`assist` for many messages: triage is vectorised, a bad message becomes a
+        :class:`TriageFailure` in place (or raises with ``on_error="raise"``)."""
+        results = self.triage_batch(texts, received_at=received_at, on_error=on_error)
+        names = list(customer_names) if customer_names is not None else [None] * len(results)
+        out: list[AssistResult | TriageFailure] = []
+        for result, name in zip(results, names):
+            if isinstance(result, TriageFailure):
+                out.append(result)
+                continue
+            intent_scores = dict(result.intent.alternatives)
+            intent_scores[result.intent.label] = result.intent.confidence
+            answers = self.knowledge_base.search(result.text, k=k, filters=filters, intent_scores=intent_scores)
+            reply = self.drafter.compose(result, answers, customer_name=name) if draft else None
+            if reply is not None and self.feedback_store is not None:
+                self.feedback_store.record_draft(reply, result)
+            out.append(AssistResult(result, answers, reply))
+        return out
 
     def draft(self, text: str | bytes, **options) -> Draft:
         """Just the reply draft of :meth:`assist` (same options)."""

@@ -8,6 +8,7 @@ import html
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
+from ..charts import CHART_CSS, bar_chart
 from .store import FeedbackRow
 
 
@@ -96,35 +97,17 @@ def build_report(rows: list[FeedbackRow], *, top: int = 10) -> FeedbackReport:
     )
 
 
-def _bar_chart(title: str, items: list[tuple[str, float, str]], *, max_value: float | None = None) -> str:
-    """A horizontal SVG bar chart: (label, value, value text) per bar."""
-    if not items:
-        return f"<h2>{html.escape(title)}</h2><p>No data yet.</p>"
-    top = max_value or max(v for _, v, _ in items) or 1.0
-    row, left, width = 26, 170, 420
-    parts = [f'<svg class="chart" role="img" aria-label="{html.escape(title)}" width="{left + width + 90}" '
-             f'height="{row * len(items) + 10}" xmlns="http://www.w3.org/2000/svg">']
-    for i, (label, value, text) in enumerate(items):
-        y = i * row + 5
-        bar = max(width * value / top, 1.0)
-        parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{html.escape(label)}</text>'
-                     f'<rect class="bar" x="{left}" y="{y}" width="{bar:.1f}" height="{row - 8}" rx="3"/>'
-                     f'<text x="{left + bar + 6:.1f}" y="{y + 16}">{html.escape(text)}</text>')
-    parts.append("</svg>")
-    return f"<h2>{html.escape(title)}</h2>" + "".join(parts)
-
-
 def render_html(report: FeedbackReport) -> str:
     """One self-contained HTML page with the report's charts and tables."""
     esc = html.escape
     actions = [("accepted", report.accepted), ("edited", report.edited), ("rejected", report.rejected)]
     charts = [
-        _bar_chart("Agent actions", [(a, n, str(n)) for a, n in actions]),
-        _bar_chart("Acceptance by intent", [(g.name, g.acceptance, f"{g.acceptance:.0%} of {g.drafts}")
+        bar_chart("Agent actions", [(a, n, str(n)) for a, n in actions]),
+        bar_chart("Acceptance by intent", [(g.name, g.acceptance, f"{g.acceptance:.0%} of {g.drafts}")
                                             for g in report.by_intent], max_value=1.0),
-        _bar_chart("Acceptance by language", [(g.name, g.acceptance, f"{g.acceptance:.0%} of {g.drafts}")
+        bar_chart("Acceptance by language", [(g.name, g.acceptance, f"{g.acceptance:.0%} of {g.drafts}")
                                               for g in report.by_language], max_value=1.0),
-        _bar_chart("Knowledge-base entries agents rewrite most",
+        bar_chart("Knowledge-base entries agents rewrite most",
                    [(g.name, g.edited + g.rejected, f"{g.edited} edited, {g.rejected} rejected")
                     for g in report.most_rewritten]),
     ]
@@ -136,8 +119,8 @@ def render_html(report: FeedbackReport) -> str:
 <style>
 body {{ font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; margin: 2rem; color: #1f2933; }}
 .kpis {{ display: flex; gap: 1.5rem; }} .kpi {{ background: #f0f4f8; padding: 1rem 1.5rem; border-radius: 8px; }}
-.kpi b {{ display: block; font-size: 1.6rem; }} .chart text {{ font-size: 13px; fill: #1f2933; }}
-.bar {{ fill: #3b82f6; }} table {{ border-collapse: collapse; margin-top: .5rem; }}
+.kpi b {{ display: block; font-size: 1.6rem; }} {CHART_CSS}
+table {{ border-collapse: collapse; margin-top: .5rem; }}
 td, th {{ border: 1px solid #d9e2ec; padding: .35rem .6rem; vertical-align: top; text-align: left; }}
 </style></head><body>
 <h1>Draft feedback report</h1>
