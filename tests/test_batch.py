@@ -178,7 +178,7 @@ def test_report_renders_in_a_real_browser(tmp_path):
 
 
 def test_spark_local_mode_matches_score_frame(default_triage, tmp_path):
-    pyspark = pytest.importorskip("pyspark")
+    pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime")
     from pyspark.sql import SparkSession
@@ -197,6 +197,8 @@ def test_spark_local_mode_matches_score_frame(default_triage, tmp_path):
         spark.stop()
     expected = score_frame(frame, default_triage, text_column="body", id_column="ticket_id",
                            time_column="created_at").sort_values("id").reset_index(drop=True)
-    assert pyspark.__version__
+    def plain(series):  # Spark gives None where pandas gives NaN for a refused row
+        return [None if pd.isna(v) else v for v in series.astype(object)]
+
     for column in ("id", "intent", "urgency", "sentiment", "kb_ids", "knowledge_gap", "draft_zh", "draft_en", "error"):
-        assert scored[column].tolist() == expected[column].tolist(), column
+        assert plain(scored[column]) == plain(expected[column]), column

@@ -61,7 +61,7 @@ class BatchReport:
             bar_chart("Volume by intent", [(i, n, f"{n:,}") for i, n in self.by_intent.most_common()]),
             bar_chart("Volume by category", [(c, n, f"{n:,}") for c, n in self.by_category.most_common()]),
             bar_chart("Urgency mix", [(u, self.by_urgency[u], f"{self.by_urgency[u]:,}") for u in URGENCY_LEVELS]),
-            bar_chart("Mean sentiment by intent (-1 angry ... +1 happy), shifted to 0-2",
+            bar_chart("Mean sentiment score by intent (bars run from -1 angry to +1 happy)",
                       [(i, 1 + self.sentiment_sum[i] / n, f"{self.sentiment_sum[i] / n:+.2f}")
                        for i, n in self.by_intent.most_common()], max_value=2.0),
             bar_chart("Most negative intents (share of negative messages)",
