@@ -299,14 +299,16 @@ class Triage:
         :class:`TriageFailure` in place (or raises with ``on_error="raise"``)."""
         results = self.triage_batch(texts, received_at=received_at, on_error=on_error)
         names = list(customer_names) if customer_names is not None else [None] * len(results)
+        ok = [r for r in results if isinstance(r, TriageResult)]
+        boosts = [{**dict(r.intent.alternatives), r.intent.label: r.intent.confidence} for r in ok]
+        searched = iter(self.knowledge_base.search_batch([r.text for r in ok], k, filters=filters,
+                                                         intent_scores=boosts))
         out: list[AssistResult | TriageFailure] = []
         for result, name in zip(results, names):
             if isinstance(result, TriageFailure):
                 out.append(result)
                 continue
-            intent_scores = dict(result.intent.alternatives)
-            intent_scores[result.intent.label] = result.intent.confidence
-            answers = self.knowledge_base.search(result.text, k=k, filters=filters, intent_scores=intent_scores)
+            answers = next(searched)
             reply = self.drafter.compose(result, answers, customer_name=name) if draft else None
             if reply is not None and self.feedback_store is not None:
                 self.feedback_store.record_draft(reply, result)
