@@ -445,6 +445,7 @@ __all__ = ["FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_r
 
 # ---------------------------------------------------------------------- the run
 _WORKER: Triage | None = None
+_THREAD_VARIABLES = ("KEFU_ENCODER_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _init_worker(model, knowledge_base) -> None:
@@ -506,16 +507,26 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
             record(score_chunk(frame, triage, **options))
     else:
         # Spawned workers load the model once each; at most 2 chunks per worker are in flight,
-        # so memory stays flat however large the input.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(model, knowledge_base)) as pool:
-            in_flight = []
-            for frame in pending():
-                in_flight.append(pool.submit(_score_in_worker, frame, options))
-                if len(in_flight) >= 2 * workers:
-                    record(in_flight.pop(0).result())
-            for future in in_flight:
-                record(future.result())
+        # so memory stays flat however large the input. Each worker gets one thread for the
+        # encoder, BLAS and FAISS: N workers x N threads on N cores thrash.
+        saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+        os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
+        try:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(model, knowledge_base)) as pool:
+                in_flight = []
+                for frame in pending():
+                    in_flight.append(pool.submit(_score_in_worker, frame, options))
+                    if len(in_flight) >= 2 * workers:
+                        record(in_flight.pop(0).result())
+                for future in in_flight:
+                    record(future.result())
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     if not journal.exists():  # nothing to score (or all skipped): still write a valid, empty output
         append_journal(output, _empty_frame())
     finalize(output, report)
