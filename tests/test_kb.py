@@ -33,7 +33,7 @@ RECORDS = [
     {"id": "ship-free", "intent": "delivery_options", "lang": "zh", "question": ["满多少包邮？", "运费怎么算"],
      "answer": "订单满99元包邮，不满99元收8元运费，偏远地区另加15元。"},
     {"id": "acct-password", "intent": "account_access",
-     "question_zh": ["忘记密码怎么办？"], "question_en": ["I forgot my password"],
+     "question_zh": ["忘记密码怎么办？"], "question_en": ["My password slipped my mind"],
      "answer_zh": "在登录页点「忘记密码」，用绑定手机接收验证码后设置新密码。",
      "answer_en": "Tap 'Forgot password' on the login page and reset it with the SMS code sent to your phone."},
     {"id": "inv-vat", "intent": "invoice", "question_zh": ["可以开增值税专用发票吗？"],
@@ -69,11 +69,11 @@ def test_loaders_read_jsonl_csv_and_markdown(tmp_path):
     assert csv_entry.tags == ("退款", "refund") and csv_entry.category == "after_sales"
 
     (tmp_path / "faq.md").write_text(
-        "# Shipping\n\n## How long does delivery take? | When will it arrive\nintent: delivery_options\n\n"
+        "# Shipping\n\n## How many days until my order arrives? | When will it arrive\nintent: delivery_options\n\n"
         "Most orders arrive in 2-4 days.\n\nRemote areas take 5-8 days.\n\n"
         "## 满多少包邮？\nid: md-free\n满99元包邮。\n", encoding="utf-8")
     md = load_entries(tmp_path / "faq.md")
-    assert md[0].questions["en"] == ("How long does delivery take?", "When will it arrive")
+    assert md[0].questions["en"] == ("How many days until my order arrives?", "When will it arrive")
     assert md[0].answers["en"].startswith("Most orders") and "5-8 days" in md[0].answers["en"]
     assert md[0].intent == "delivery_options" and md[0].category == "Shipping"
     assert md[1].id == "md-free" and md[1].languages == ("zh",)

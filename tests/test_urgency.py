@@ -41,7 +41,7 @@ def test_named_signals(text, signal):
     "text",
     [
         "请问这款有黑色吗",
-        "Do you ship to Canada?",
+        "Can you deliver to Canada?",
         "订单号2024123456789什么时候发货",
         "运单号SF1231500012345查不到",
         "我用工商银行卡付的款",

@@ -326,12 +326,16 @@ def done_ids(output: str | os.PathLike) -> set[str]:
     return ids
 
 
+def _json_line(record: dict) -> str:
+    """One JSON line; pandas' NaN (a missing value) becomes null."""
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+    return json.dumps(clean, ensure_ascii=False, default=str) + "\n"
+
+
 def append_journal(output: Path, frame) -> None:
     """Append scored rows to the journal and fsync, so a kill loses at most the chunk in flight."""
     with open(_journal_path(output), "a", encoding="utf-8") as fh:
-        for record in frame.to_dict("records"):
-            clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-            fh.write(json.dumps(clean, ensure_ascii=False, default=str) + "\n")
+        fh.writelines(_json_line(record) for record in frame.to_dict("records"))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -380,9 +384,7 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
     elif fmt == "jsonl":
         with open(tmp, "w", encoding="utf-8") as fh:
             for frame in _frames_for(output, report):
-                for record in frame.to_dict("records"):
-                    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
-                    fh.write(json.dumps(clean, ensure_ascii=False) + "\n")
+                fh.writelines(_json_line(record) for record in frame.to_dict("records"))
     elif fmt == "parquet":
         pa, pq = _require("pyarrow"), _require("pyarrow.parquet")
 
