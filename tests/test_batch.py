@@ -81,7 +81,7 @@ def test_every_format_in_and_out(tmp_path, suffix):
 def test_bad_rows_are_reported_and_the_rest_scored(tmp_path):
     source = tmp_path / "export.csv"
     source.write_bytes("id,body\n1,退款什么时候到账\n".encode() + b"3,\xff\xfe broken bytes\n"
-                       + "4,too,many,fields\n5,   \n6,How do I change my address?\n".encode())
+                       + "4,too,many,fields\n5,   \n6,How can I update where my parcel is delivered?\n".encode())
     proc = run_cli("score", str(source), str(tmp_path / "out.jsonl"), "--text-column", "body", "--id-column", "id",
                    "--no-drafts", "--quiet")
     assert proc.returncode == 0, proc.stderr
