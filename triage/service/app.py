@@ -1,0 +1,458 @@
+"""The HTTP API: ``create_app(config)`` builds the FastAPI application ``triage serve`` runs.
+
+One :class:`~triage.Triage` is loaded at start-up and shared read-only by every request; model
+calls and knowledge-base writes all run on the batcher's single model thread (see
+:mod:`triage.service.batching`), so concurrent requests are batched and writes are serialised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from retrieval import store
+from retrieval.search import KnowledgeBase
+
+from .. import __version__
+from ..feedback import FeedbackError
+from ..helpdesk import (AdapterConfigError, Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
+                        WebhookPayloadError, make_adapter)
+from ..pipeline import Triage
+from ..results import AssistResult, TriageFailure, TriageResult
+from . import schemas
+from .batching import MicroBatcher
+from .config import ApiKey, ServiceConfig
+from .metrics import Metrics
+from .security import ANONYMOUS, KeyRing, RateLimiter
+
+log = logging.getLogger("kefu.service")
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ErrorResponse, "description": text}
+    for status, text in ((401, "Missing or unknown API key"), (403, "The key lacks the scope"),
+                         (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
+                         (429, "Rate limit exceeded; see Retry-After"))
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Guard:
+    """ASGI middleware: request ids, the body-size limit (declared or streamed) and metrics."""
+
+    def __init__(self, app, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = {"code": 500, "sent": False}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["sent"] = message["status"], True
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        received = 0
+
+        async def receive_wrapper():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _BodyTooLarge()
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except _BodyTooLarge:
+            if status["sent"]:
+                raise
+            response = _error_response(413, "payload_too_large",
+                                       f"request body is larger than the limit of {self.max_body_bytes} bytes; "
+                                       "send fewer or shorter messages", request_id=request_id)
+            await response(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, scope["method"], str(status["code"])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+def _error_response(status: int, code: str, message: str, *, details: Sequence[dict] = (),
+                    request_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": code, "message": message, "details": list(details), "request_id": request_id}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    """Already-typed results skip FastAPI's response re-validation (the schema still documents them)."""
+    return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type="application/json")
+
+
+class ServiceState:
+    """What the routes share: the model, the batcher, keys, limits, adapters and the outbox."""
+
+    def __init__(self, config: ServiceConfig, triage: Triage | None) -> None:
+        self.config = config
+        self.triage = triage or Triage(config.model, max_chars=config.max_chars,
+                                       knowledge_base=config.knowledge_base, feedback_store=config.feedback_db)
+        self.metrics = Metrics()
+        self.keys = KeyRing(config.api_keys)
+        self.limiter = RateLimiter(config.rate_limit)
+        self.batcher = MicroBatcher(max_batch=config.max_batch, wait_ms=config.batch_wait_ms,
+                                    on_batch=lambda kind, n: self.metrics.batch_size.labels(kind).observe(n))
+        try:
+            self.adapters: dict[str, HelpdeskAdapter] = {name: make_adapter(name, settings or {})
+                                                         for name, settings in config.adapters.items()}
+        except AdapterConfigError as exc:
+            raise ValueError(str(exc)) from None
+        self.outbox: Outbox | None = None
+        self.deliverer: Deliverer | None = None
+        if not self.keys and not config.allow_anonymous:
+            raise ValueError("no API keys configured: set KEFU_API_KEYS=name=key (or api_keys in the config "
+                             "file), or allow_anonymous for local development")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.triage.warm_up()
+        self.triage.knowledge_base.warm_up()
+        await self.batcher.start()
+        if self.adapters:
+            self.outbox = Outbox(self.config.outbox, **self.config.outbox_retry)
+            self.deliverer = Deliverer(self.outbox, self.adapters, on_attempt=self._count_delivery).start()
+            self.metrics.outbox_pending.set(self.outbox.counts()["pending"])
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self.outbox is not None:
+            self.outbox.close()
+
+    def _count_delivery(self, adapter: str, outcome: str) -> None:
+        self.metrics.outbox_sent.labels(adapter, outcome).inc()
+        if self.outbox is not None and outcome != "retry":
+            self.metrics.outbox_pending.dec()
+
+    # -- model calls (run on the model thread) --------------------------------------------------
+    def _count(self, results: Sequence) -> None:
+        for r in results:
+            t = r.triage if isinstance(r, AssistResult) else r
+            if isinstance(t, TriageResult):
+                self.metrics.messages.labels(t.intent.label, t.urgency.level).inc()
+            else:
+                self.metrics.failures.inc()
+
+    def triage_many(self, texts: list[str], times: list[datetime | None], explain: bool) -> list:
+        results = self.triage.triage_batch(texts, received_at=times, explain=explain, on_error="return")
+        self._count(results)
+        return results
+
+    def assist_many(self, items: list[tuple], k: int, filters_json: str, draft: bool) -> list:
+        texts, times, names = zip(*items)
+        results = self.triage.assist_batch(list(texts), k=k, filters=json.loads(filters_json) or None,
+                                           received_at=list(times), customer_names=list(names), draft=draft,
+                                           on_error="return")
+        self._count(results)
+        return results
+
+    async def assist(self, text: str, *, k: int = 3, filters: dict | None = None, draft: bool = True,
+                     received_at: datetime | None = None, customer_name: str | None = None) -> AssistResult:
+        key = (k, json.dumps(filters or {}, sort_keys=True), draft)
+        result = await self.batcher.submit("assist", key, lambda items: self.assist_many(items, *key),
+                                           (text, received_at, customer_name))
+        if isinstance(result, TriageFailure):
+            raise ApiError(422, "invalid_input", result.error, field="body.text")
+        return result
+
+    def change_kb(self, upserts: list[dict], removals: list[str]) -> dict:
+        directory = self.config.knowledge_base
+        if directory is None or not (Path(directory) / store.CURRENT).is_file():
+            raise ApiError(409, "read_only", "the knowledge base is read-only here: start the service with "
+                                             "knowledge_base set to a saved directory (`triage kb build --out DIR`)")
+        with KnowledgeBase.edit(directory) as kb:
+            missing = [i for i in removals if i not in kb]
+            if missing:
+                raise ApiError(404, "not_found", f"no knowledge-base entries with ids {missing}")
+            updated = [e["id"] for e in upserts if e.get("id") in kb]
+            try:
+                if updated:
+                    kb.update([e for e in upserts if e.get("id") in kb])
+                added = kb.add([e for e in upserts if e.get("id") not in kb])
+            except (ValueError, TypeError) as exc:
+                raise ApiError(422, "invalid_entry", str(exc), field="body.entries") from None
+            if removals:
+                kb.remove(removals)
+        kb.warm_up()
+        self.triage._kb = kb  # the saved version is now the live one
+        return {"added": added, "updated": updated, "removed": removals, "entries": len(kb),
+                "version": (Path(directory) / store.CURRENT).read_text(encoding="utf-8").strip()}
+
+    # -- auth -----------------------------------------------------------------------------------
+    def authenticate(self, request: Request, scope: str) -> ApiKey:
+        presented = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if presented is None and auth.lower().startswith("bearer "):
+            presented = auth[7:].strip()
+        if presented:
+            key = self.keys.find(presented)
+            if key is None:
+                raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        elif self.config.allow_anonymous:
+            key = ANONYMOUS
+        else:
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if scope not in key.scopes:
+            raise ApiError(403, "forbidden", f"API key {key.name!r} lacks the {scope!r} scope")
+        wait = self.limiter.acquire(key)
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"rate limit of API key {key.name!r} exceeded; retry in {wait:.2f} s",
+                           headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+        return key
+
+
+def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = None) -> FastAPI:
+    """The application; `triage` reuses an already-loaded pipeline (tests, embedding in a larger app)."""
+    config = config or ServiceConfig.load()
+    state = ServiceState(config, triage)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="Kefu triage API", version=__version__, lifespan=lifespan, responses=_ERROR_RESPONSES,
+        description="Bilingual (Chinese/English) customer-message triage, knowledge-base answers and reply "
+                    "drafts, plus webhooks for Zendesk, Freshdesk, Zammad, Chatwoot and your own backend. "
+                    "Authenticate with `Authorization: Bearer <key>` or `X-API-Key`.",
+    )
+    app.state.service = state
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(_Guard, max_body_bytes=config.max_body_bytes, metrics=state.metrics)
+    _install_error_handlers(app)
+
+    def scope(name: str):
+        def dependency(request: Request) -> ApiKey:
+            return state.authenticate(request, name)
+        return Depends(dependency)
+
+    @app.post("/v1/triage", response_model=schemas.TriageResponse, tags=["triage"], dependencies=[scope("read")])
+    async def triage_one(body: schemas.TriageRequest) -> Response:
+        """Intent, urgency (with reasons and the first-response deadline), sentiment and entities."""
+        result = await state.batcher.submit(
+            "triage", body.explain,
+            lambda items: state.triage_many([i[0] for i in items], [i[1] for i in items], body.explain),
+            (body.text, body.received_at))
+        if isinstance(result, TriageFailure):
+            raise ApiError(422, "invalid_input", result.error, field="body.text")
+        return _json(result.to_dict())
+
+    @app.post("/v1/triage:batch", response_model=schemas.BatchResponse, tags=["triage"],
+              dependencies=[scope("read")])
+    async def triage_batch(body: schemas.BatchRequest) -> Response:
+        """Many messages in one request; a bad message fails alone (`error`), the rest are triaged."""
+        if len(body.messages) > config.max_batch:
+            raise ApiError(422, "too_many_messages", f"{len(body.messages)} messages; at most {config.max_batch} "
+                                                     "per request", field="body.messages")
+        results = await state.batcher.call(state.triage_many, [m.text for m in body.messages],
+                                           [m.received_at for m in body.messages], body.explain)
+        out = [{"id": m.id, "index": i, "result": r.to_dict() if isinstance(r, TriageResult) else None,
+                "error": r.error if isinstance(r, TriageFailure) else None}
+               for i, (m, r) in enumerate(zip(body.messages, results))]
+        return _json({"results": out, "failed": sum(isinstance(r, TriageFailure) for r in results)})
+
+    @app.post("/v1/assist", response_model=schemas.AssistResponse, tags=["triage"], dependencies=[scope("read")])
+    async def assist(body: schemas.AssistRequest) -> Response:
+        """Triage, knowledge-base answers and reply drafts in Chinese and English."""
+        result = await state.assist(body.text, k=body.k, filters=body.filters, draft=body.draft,
+                                    received_at=body.received_at, customer_name=body.customer_name)
+        return _json(result.to_dict())
+
+    @app.post("/v1/kb/search", response_model=schemas.SearchResponse, tags=["knowledge base"],
+              dependencies=[scope("read")])
+    async def kb_search(body: schemas.SearchRequest) -> Response:
+        """Knowledge-base answers for a query, with the calibrated knowledge-gap verdict."""
+        try:
+            result = await state.batcher.call(state.triage.knowledge_base.search, body.query, body.k,
+                                              filters=body.filters)
+        except ValueError as exc:  # TextInputError: whitespace-only or undecodable query
+            raise ApiError(422, "invalid_input", str(exc), field="body.query") from None
+        return _json(result.to_dict())
+
+    @app.post("/v1/kb/entries", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+              dependencies=[scope("kb:write")])
+    async def kb_upsert(body: schemas.KBEntriesRequest) -> Response:
+        """Add entries, or replace those whose id exists; saved as a new version (needs `kb:write`)."""
+        ids = [e.get("id") for e in body.entries]
+        if len(ids) != len(set(map(str, ids))):
+            raise ApiError(422, "invalid_entry", "an entry id appears twice in this request", field="body.entries")
+        return _json(await state.batcher.call(state.change_kb, body.entries, []))
+
+    @app.delete("/v1/kb/entries/{entry_id}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+                dependencies=[scope("kb:write")])
+    async def kb_remove(entry_id: str) -> Response:
+        """Remove one entry; saved as a new version (needs `kb:write`)."""
+        return _json(await state.batcher.call(state.change_kb, [], [entry_id]))
+
+    @app.post("/v1/feedback", response_model=schemas.FeedbackResponse, tags=["feedback"],
+              dependencies=[scope("feedback")])
+    async def feedback(body: schemas.FeedbackRequest) -> Response:
+        """Record what an agent did with a draft (accepted, edited or rejected, and corrections)."""
+        if state.triage.feedback_store is None:
+            raise ApiError(409, "not_configured", "feedback is off: start the service with feedback_db "
+                                                  "(or KEFU_FEEDBACK_DB) set")
+        try:
+            await state.batcher.call(state.triage.feedback, body.draft_id, body.action, body.final_text,
+                                     corrected_intent=body.corrected_intent, corrected_urgency=body.corrected_urgency,
+                                     agent_id=body.agent_id)
+        except FeedbackError as exc:
+            missing = str(exc).startswith("no draft with id")
+            raise ApiError(404 if missing else 422, "not_found" if missing else "invalid_feedback", str(exc),
+                           field="body.draft_id" if missing else None) from None
+        return _json({"status": "recorded", "draft_id": body.draft_id})
+
+    @app.get("/v1/health", response_model=schemas.Health, tags=["service"])
+    async def health() -> Response:
+        """Liveness and readiness (no key needed): the model is loaded once this answers."""
+        return _json({"status": "ok"})
+
+    @app.get("/v1/info", response_model=schemas.Info, tags=["service"], dependencies=[scope("read")])
+    async def info() -> Response:
+        """Model and knowledge-base versions."""
+        kb_stats = state.triage.knowledge_base.stats()
+        kb_dir = config.knowledge_base
+        version = None
+        if kb_dir and (Path(kb_dir) / store.CURRENT).is_file():
+            version = (Path(kb_dir) / store.CURRENT).read_text(encoding="utf-8").strip()
+        manifest = state.triage.manifest
+        return _json({
+            "service_version": __version__, "model_version": state.triage.version,
+            "model": {"labels": {h: spec.get("labels") for h, spec in manifest.get("heads", {}).items()},
+                      **{k: manifest[k] for k in ("name", "version", "created_at", "encoder", "featurizer",
+                                                  "training_data", "metrics", "library_versions") if k in manifest}},
+            "knowledge_base": {"entries": kb_stats["entries"], "passages": kb_stats["passages"],
+                               "encoder": kb_stats["encoder"], "index": kb_stats["index"], "version": version,
+                               "source": str(kb_dir) if kb_dir else "shipped default"},
+            "adapters": sorted(state.adapters), "max_batch": config.max_batch,
+            "max_body_bytes": config.max_body_bytes,
+        })
+
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def metrics() -> Response:
+        """Prometheus metrics (no key needed; keep the port internal)."""
+        if state.outbox is not None:
+            state.metrics.outbox_pending.set(state.outbox.counts()["pending"])
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/webhooks/{adapter}", response_model=schemas.WebhookResponse, status_code=202,
+              tags=["helpdesk"], responses={200: {"model": schemas.WebhookResponse,
+                                                  "description": "Ignored or already seen"}})
+    async def webhook(adapter: str, request: Request) -> Response:
+        """A helpdesk's new-ticket or new-message webhook: verified by the helpdesk's signature,
+        triaged, and written back (tags, priority, intent, internal note with the draft) through
+        the persistent queue."""
+        handler = state.adapters.get(adapter)
+        if handler is None:
+            raise ApiError(404, "not_found", f"no helpdesk adapter {adapter!r} is configured; "
+                                             f"configured: {sorted(state.adapters)}", field="path.adapter")
+        raw = await request.body()
+        try:
+            handler.verify(request.headers, raw)
+        except WebhookAuthError as exc:
+            state.metrics.webhooks.labels(adapter, "unauthorized").inc()
+            raise ApiError(401, "bad_signature", str(exc)) from None
+        try:
+            payload = json.loads(raw)
+            if not isinstance(payload, dict):
+                raise WebhookPayloadError("the webhook body must be a JSON object")
+            ticket = handler.parse(payload)
+        except (ValueError, WebhookPayloadError) as exc:  # JSONDecodeError is a ValueError
+            state.metrics.webhooks.labels(adapter, "invalid").inc()
+            raise ApiError(422, "invalid_payload", f"not a {adapter} webhook: {exc}", field="body") from None
+        if ticket is None:
+            state.metrics.webhooks.labels(adapter, "ignored").inc()
+            return _json({"status": "ignored", "reason": "not a new customer message", "writes": 0}, 200)
+        assert state.outbox is not None
+        if state.outbox.seen(adapter, ticket.event_id):
+            state.metrics.webhooks.labels(adapter, "duplicate").inc()
+            return _json({"status": "duplicate", "ticket_id": ticket.ticket_id, "writes": 0}, 200)
+        result = await state.assist(ticket.text, received_at=ticket.received_at, customer_name=ticket.customer_name)
+        calls = handler.writeback(ticket, result)
+        if not state.outbox.enqueue(adapter, ticket.event_id, ticket.ticket_id, calls):
+            return _json({"status": "duplicate", "ticket_id": ticket.ticket_id, "writes": 0}, 200)
+        state.metrics.webhooks.labels(adapter, "queued").inc()
+        state.metrics.outbox_pending.inc(len(calls))
+        return _json({"status": "queued", "ticket_id": ticket.ticket_id, "intent": result.triage.intent.label,
+                      "urgency": result.triage.urgency.level, "writes": len(calls)}, 202)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def request_id(request: Request) -> str | None:
+        return request.scope.get("state", {}).get("request_id")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        details = [{"field": exc.field, "message": exc.message}] if exc.field else []
+        return _error_response(exc.status, exc.code, exc.message, details=details, request_id=request_id(request),
+                               headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        details = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "invalid")}
+                   for e in exc.errors()]
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        return _error_response(422, "invalid_request", f"invalid request: {summary}", details=details,
+                               request_id=request_id(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail), request_id=request_id(request),
+                               headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return _error_response(500, "internal_error", "internal error; the server log has the details under "
+                                                      "this request id", request_id=request_id(request))

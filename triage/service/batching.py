@@ -1,0 +1,92 @@
+"""Dynamic batching: concurrent requests share one vectorised model call.
+
+All model work runs on one worker thread. While it computes a batch, new requests queue up,
+and the next batch takes all of them, so batches grow with load and a lone request waits for
+nobody (no fixed batching window unless `wait_ms` > 0). Because every model call and every
+knowledge-base write goes through that one thread, writes are serialised with reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+class MicroBatcher:
+    """Parameters
+    ----------
+    max_batch : int
+        Most items per model call.
+    wait_ms : float
+        How long to wait for company when a request arrives to an empty queue (milliseconds).
+    on_batch : callable, optional
+        ``on_batch(name, size)`` after each batch, for metrics.
+    """
+
+    def __init__(self, *, max_batch: int = 64, wait_ms: float = 0.0,
+                 on_batch: Callable[[str, int], None] | None = None) -> None:
+        self.max_batch = max_batch
+        self.wait_ms = wait_ms
+        self.on_batch = on_batch
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-model")
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._loop(), name="kefu-batcher")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the worker thread."""
+        if self._queue is not None and self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, name: str, key: Hashable, batch_fn: Callable[[list], Sequence], item: Any) -> Any:
+        """Queue `item`; it is computed with others of the same `name` and `key` by
+        ``batch_fn(items) -> results`` (one result per item, same order)."""
+        if self._queue is None:
+            raise RuntimeError("the batcher is not running (start() it in the app's lifespan)")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((name, key, batch_fn, item, future))
+        return await future
+
+    async def call(self, fn: Callable, *args, **kwargs) -> Any:
+        """Run a non-batchable call (a search, a knowledge-base write) on the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def _loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            pending = [await self._queue.get()]
+            if self.wait_ms > 0 and self._queue.empty():
+                await asyncio.sleep(self.wait_ms / 1000)
+            while not self._queue.empty() and len(pending) < self.max_batch:
+                pending.append(self._queue.get_nowait())
+            groups: dict[tuple, list] = {}
+            for entry in pending:
+                groups.setdefault((entry[0], entry[1]), []).append(entry)
+            for (name, _), entries in groups.items():
+                await self._run_group(name, entries)
+            for _ in pending:
+                self._queue.task_done()
+
+    async def _run_group(self, name: str, entries: list) -> None:
+        batch_fn = entries[0][2]
+        items = [e[3] for e in entries]
+        try:
+            results = await self.call(batch_fn, items)
+        except Exception as exc:  # every caller of this batch sees the failure
+            for e in entries:
+                if not e[4].done():
+                    e[4].set_exception(exc)
+            return
+        if self.on_batch is not None:
+            self.on_batch(name, len(items))
+        for e, result in zip(entries, results):
+            if not e[4].done():  # the caller may have gone away
+                e[4].set_result(result)
