@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch 2.13.0 is the CPU build; any other version pulls a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[transformers,e5,dev]"
+	$(PIP) install --quiet -e ".[transformers,e5,serve,dev]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -417,6 +417,27 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .service import ServiceConfig, hash_key, serve
+    except ImportError as exc:
+        raise RuntimeError(f"`triage serve` needs the serve extra: pip install 'kefu-triage[serve]' ({exc})") from None
+    if args.hash_key:
+        print(hash_key(args.hash_key))
+        return 0
+    if args.new_key:
+        import secrets
+        key = "kefu_" + secrets.token_urlsafe(32)
+        print(f"key:  {key}\nhash: {hash_key(key)}")
+        return 0
+    config = ServiceConfig.load(args.config)
+    if args.allow_anonymous:
+        config.allow_anonymous = True
+    serve(config, host=args.host, port=args.port, grace=args.grace, access_log=args.access_log,
+          log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Bilingual customer-message triage.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -465,6 +486,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--show", type=int, default=25, help="rows to print")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="run the HTTP API and helpdesk webhooks (FastAPI on uvicorn)")
+    p.add_argument("--config", help="service YAML (keys, limits, knowledge base, adapters); see docs/service.md")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on shutdown")
+    p.add_argument("--access-log", action="store_true")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--allow-anonymous", action="store_true", help="serve without API keys (local development)")
+    p.add_argument("--hash-key", metavar="KEY", help="print the stored form of KEY for the config file and exit")
+    p.add_argument("--new-key", action="store_true", help="print a new random key and its hash, and exit")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("score", help="score a ticket export (CSV, TSV, JSONL, Parquet, Excel) into a new file")
     p.add_argument("input")

@@ -71,9 +71,11 @@ class _Guard:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
-        status = {"code": 500, "sent": False}
+        status = {"code": 500, "sent": False, "too_large": False}
 
         async def send_wrapper(message):
+            if status["too_large"]:
+                return  # the app's answer to a truncated body (FastAPI says 400) is replaced by 413
             if message["type"] == "http.response.start":
                 status["code"], status["sent"] = message["status"], True
                 message = {**message, "headers": [*message.get("headers", []),
@@ -89,20 +91,24 @@ class _Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    status["too_large"] = True
                     raise _BodyTooLarge()
             return message
 
         try:
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise _BodyTooLarge()
-            await self.app(scope, receive_wrapper, send_wrapper)
-        except _BodyTooLarge:
-            if status["sent"]:
-                raise
-            response = _error_response(413, "payload_too_large",
-                                       f"request body is larger than the limit of {self.max_body_bytes} bytes; "
-                                       "send fewer or shorter messages", request_id=request_id)
-            await response(scope, receive, send_wrapper)
+            try:
+                if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                    status["too_large"] = True
+                else:
+                    await self.app(scope, receive_wrapper, send_wrapper)
+            except _BodyTooLarge:
+                pass
+            if status["too_large"]:
+                status["too_large"] = False
+                response = _error_response(413, "payload_too_large",
+                                           f"request body is larger than the limit of {self.max_body_bytes} bytes; "
+                                           "send fewer or shorter messages", request_id=request_id)
+                await response(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, scope["method"], str(status["code"])).inc()

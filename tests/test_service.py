@@ -1,0 +1,222 @@
+"""The HTTP service, started for real with uvicorn on a loopback port (see conftest.service)."""
+
+import json
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import KEYS
+
+pytest.importorskip("fastapi")
+
+
+def auth(name="read"):
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def post(service, path, body, key="read", **kwargs):
+    return httpx.post(service.url + path, json=body, headers=auth(key), timeout=60, **kwargs)
+
+
+def test_health_is_open_and_everything_else_needs_a_key(service):
+    assert httpx.get(service.url + "/v1/health").json() == {"status": "ok"}
+    missing = httpx.post(service.url + "/v1/triage", json={"text": "hi"})
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    assert "Bearer" in missing.headers["www-authenticate"]
+    wrong = httpx.post(service.url + "/v1/triage", json={"text": "hi"}, headers={"X-API-Key": "not-a-key-at-all-123"})
+    assert wrong.status_code == 401 and wrong.json()["message"] == "unknown API key"
+    ok = httpx.post(service.url + "/v1/triage", json={"text": "hi"}, headers={"X-API-Key": KEYS["read"]})
+    assert ok.status_code == 200
+
+
+def test_triage_zh_and_en(service):
+    zh = post(service, "/v1/triage", {"text": "我的快递三天了还没到，订单号 2024112312345"}).json()
+    assert zh["language"] == "zh-Hans" and zh["intent"]["category"] == "shipping"
+    assert zh["entities"][0]["type"] == "order_number" and zh["urgency"]["due"]
+    en = post(service, "/v1/triage", {"text": "I was charged twice for the same order, I want my money back now!",
+                                      "received_at": "2026-11-24T09:00:00+08:00", "explain": True}).json()
+    assert en["language"] == "en" and en["sentiment"]["score"] < 0
+    assert en["urgency"]["due"].startswith("2026-11-2") and en["intent"]["explanation"]
+
+
+def test_batch_reports_bad_messages_and_scores_the_rest(service):
+    body = {"messages": [{"id": "a", "text": "退款什么时候到账"}, {"id": "b", "text": "   "},
+                         {"id": "c", "text": "Can I change the delivery address?"}]}
+    out = post(service, "/v1/triage:batch", body).json()
+    assert out["failed"] == 1
+    a, b, c = out["results"]
+    assert a["id"] == "a" and a["result"]["intent"]["label"] == "refund" and a["error"] is None
+    assert b["result"] is None and "whitespace" in b["error"]
+    assert c["result"]["language"] == "en"
+    too_many = post(service, "/v1/triage:batch", {"messages": [{"text": "hi"}] * 17})
+    assert too_many.status_code == 422 and too_many.json()["details"][0]["field"] == "body.messages"
+
+
+def test_assist_gives_answers_and_bilingual_drafts(service):
+    out = post(service, "/v1/assist", {"text": "退款显示成功了，但是银行卡里一直没看到钱", "customer_name": "林女士"}).json()
+    assert out["answers"] and out["answers"][0]["entry"]["intent"] == "refund"
+    draft = out["draft"]
+    assert draft["primary_language"] == "zh-Hans" and "林女士" in draft["zh"] and draft["en"]
+    assert draft["kb_ids"] == [out["answers"][0]["id"]]
+    filtered = post(service, "/v1/assist", {"text": "how long does shipping take", "filters": {"category": "shipping"},
+                                            "draft": False}).json()
+    assert filtered["draft"] is None and all(h["entry"]["category"] == "shipping" for h in filtered["answers"])
+    bad = post(service, "/v1/assist", {"text": "x", "filters": {"colour": "red"}})
+    assert bad.status_code == 422 and bad.json()["details"][0]["field"].startswith("body.filters")
+
+
+def test_kb_search(service):
+    out = post(service, "/v1/kb/search", {"query": "how long does a refund take to reach my card", "k": 3}).json()
+    assert len(out["hits"]) == 3 and out["hits"][0]["entry"]["category"] == "after_sales"
+    assert 0 <= out["confidence"] <= 1
+
+
+def test_kb_writes_need_the_scope_are_saved_and_searchable(service):
+    entry = {"id": "gift-wrap-service", "intent": "product_inquiry",
+             "question_zh": ["可以帮忙包装成礼物吗", "有没有礼品包装"], "answer_zh": "可以的，下单时勾选“礼品包装”，免费提供包装盒和贺卡。",
+             "question_en": ["Can you gift wrap my order?"],
+             "answer_en": "Sure, tick 'Gift wrapping' at checkout; the box and card are free."}
+    denied = post(service, "/v1/kb/entries", {"entries": [entry]})
+    assert denied.status_code == 403 and "kb:write" in denied.json()["message"]
+    before = httpx.get(service.url + "/v1/info", headers=auth()).json()["knowledge_base"]
+    added = post(service, "/v1/kb/entries", {"entries": [entry]}, key="admin").json()
+    assert added["added"] == ["gift-wrap-service"] and added["entries"] == before["entries"] + 1
+    assert added["version"] != before["version"] and (service.kb_dir / added["version"]).is_dir()
+    hit = post(service, "/v1/kb/search", {"query": "能不能包装成礼物送人", "k": 1}).json()["hits"][0]
+    assert hit["id"] == "gift-wrap-service"
+    changed = post(service, "/v1/kb/entries", {"entries": [{**entry, "answer_en": "Yes, gift wrapping is free."}]},
+                   key="admin").json()
+    assert changed["updated"] == ["gift-wrap-service"] and changed["added"] == []
+    invalid = post(service, "/v1/kb/entries", {"entries": [{"id": "x", "intent": "no_such_intent",
+                                                             "question_en": ["q"], "answer_en": "a"}]}, key="admin")
+    assert invalid.status_code == 422 and "no_such_intent" in invalid.json()["message"]
+    removed = httpx.delete(service.url + "/v1/kb/entries/gift-wrap-service", headers=auth("admin")).json()
+    assert removed["removed"] == ["gift-wrap-service"] and removed["entries"] == before["entries"]
+    gone = httpx.delete(service.url + "/v1/kb/entries/gift-wrap-service", headers=auth("admin"))
+    assert gone.status_code == 404
+
+
+def test_feedback_round_trip(service):
+    draft = post(service, "/v1/assist", {"text": "Where is my parcel? Tracking hasn't moved for 4 days"}).json()["draft"]
+    ok = post(service, "/v1/feedback", {"draft_id": draft["id"], "action": "edited", "final_text": "Checking now.",
+                                        "corrected_intent": "delivery_problem", "agent_id": "amy"})
+    assert ok.status_code == 200 and ok.json() == {"status": "recorded", "draft_id": draft["id"]}
+    unknown = post(service, "/v1/feedback", {"draft_id": "0" * 32, "action": "accepted"})
+    assert unknown.status_code == 404
+    no_text = post(service, "/v1/feedback", {"draft_id": draft["id"], "action": "edited"})
+    assert no_text.status_code == 422 and "final_text" in no_text.json()["message"]
+    bad_label = post(service, "/v1/feedback", {"draft_id": draft["id"], "action": "accepted",
+                                               "corrected_intent": "teleport"})
+    assert bad_label.status_code == 422 and bad_label.json()["details"][0]["field"] == "body.corrected_intent"
+
+
+def test_info_reports_model_and_knowledge_base_versions(service):
+    info = httpx.get(service.url + "/v1/info", headers=auth()).json()
+    assert info["model_version"].startswith("default-") and "refund" in info["model"]["labels"]["intent"]
+    assert info["model"]["training_data"]["sha256"]
+    assert info["knowledge_base"]["version"].startswith("v-") and info["knowledge_base"]["entries"] >= 199
+    assert info["adapters"] == ["chatwoot", "freshdesk", "generic", "zammad", "zendesk"]
+
+
+def test_rate_limit_per_key(service):
+    codes = [post(service, "/v1/triage", {"text": "hello"}, key="limited").status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    limited = post(service, "/v1/triage", {"text": "hello"}, key="limited")
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["error"] == "rate_limited"
+    assert post(service, "/v1/triage", {"text": "hello"}).status_code == 200  # other keys are unaffected
+
+
+def test_oversized_bodies_get_413(service):
+    big = post(service, "/v1/triage", {"text": "退款" * 150_000})
+    assert big.status_code == 413 and big.json()["error"] == "payload_too_large"
+
+    def chunks():  # no Content-Length: the limit must hold while streaming
+        yield b'{"text": "'
+        for _ in range(300):
+            yield b"a" * 1000
+        yield b'"}'
+
+    streamed = httpx.post(service.url + "/v1/triage", content=chunks(), timeout=60,
+                          headers={**auth(), "Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_malformed_requests_say_what_is_wrong(service):
+    broken = httpx.post(service.url + "/v1/triage", content=b'{"text": "unterminated', timeout=10,
+                        headers={**auth(), "Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["error"] == "invalid_request"
+    typed = post(service, "/v1/assist", {"text": "hi", "k": 500})
+    assert typed.status_code == 422 and typed.json()["details"][0]["field"] == "body.k"
+    extra = post(service, "/v1/triage", {"text": "hi", "lang": "en"})
+    assert extra.status_code == 422 and extra.json()["details"][0]["field"] == "body.lang"
+    binary = httpx.post(service.url + "/v1/triage", content=b"\xff\xfe\x00garbage", timeout=10,
+                        headers={**auth(), "Content-Type": "application/json"})
+    assert binary.status_code == 422
+    missing = httpx.get(service.url + "/v1/nothing-here", headers=auth())
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    for response in (broken, typed, binary, missing):
+        assert "Traceback" not in response.text and response.headers["x-request-id"]
+
+
+def test_cors_is_off_unless_configured(service):
+    preflight = httpx.options(service.url + "/v1/triage", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_metrics_count_requests_and_batches(service):
+    post(service, "/v1/triage", {"text": "发票怎么开"})
+    text = httpx.get(service.url + "/metrics").text
+    assert 'kefu_http_requests_total{method="POST",route="/v1/triage",status="200"}' in text
+    assert "kefu_model_batch_size_count" in text and "kefu_messages_triaged_total" in text
+
+
+def test_concurrent_requests_are_batched_and_match_single_calls(service):
+    texts = ["我要退货", "Where is my order?", "优惠券用不了", "I forgot my password", "发票抬头写错了",
+             "The blender arrived broken", "能开增值税专票吗", "cancel my order please"] * 3
+    single = {t: post(service, "/v1/triage", {"text": t}).json()["intent"]["label"] for t in set(texts)}
+    results = {}
+
+    def worker(i, text):
+        results[i] = post(service, "/v1/triage", {"text": text}).json()["intent"]["label"]
+
+    threads = [threading.Thread(target=worker, args=(i, t)) for i, t in enumerate(texts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(len(texts))] == [single[t] for t in texts]
+    metrics = httpx.get(service.url + "/metrics").text
+    batched = [line for line in metrics.splitlines() if line.startswith('kefu_model_batch_size_bucket{kind="triage",le="1.0"}')]
+    count = [line for line in metrics.splitlines() if line.startswith('kefu_model_batch_size_count{kind="triage"}')]
+    assert float(batched[0].split()[-1]) < float(count[0].split()[-1])  # some batches held more than one request
+
+
+def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
+    from service_support import ServiceProcess
+
+    server = ServiceProcess({"allow_anonymous": True, "max_batch": 64}, tmp_path).start()
+    body = json.dumps({"messages": [{"text": f"第{i}次问了，快递到底什么时候到？订单 2024{i:08d}"} for i in range(64)]})
+    outcome = {}
+
+    def slow_request():
+        outcome["response"] = httpx.post(server.url + "/v1/triage:batch", content=body, timeout=60,
+                                         headers={"Content-Type": "application/json"})
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.05)
+    server.proc.send_signal(signal.SIGTERM)
+    thread.join(60)
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so a supervisor sees the signal
+    assert server.proc.wait(60) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in server.log.read_text()
+    assert outcome["response"].status_code == 200 and len(outcome["response"].json()["results"]) == 64
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1)
+    assert "Traceback" not in server.log.read_text()
