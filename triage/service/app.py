@@ -43,8 +43,14 @@ log = logging.getLogger("kefu.service")
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorResponse, "description": text}
     for status, text in ((401, "Missing or unknown API key"), (403, "The key lacks the scope"),
-                         (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
+                         (400, "Body is not JSON text"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
                          (429, "Rate limit exceeded; see Retry-After"))
+}
+
+
+_MAYBE_ABSENT: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.ErrorResponse, "description": "No such entry, draft or adapter"},
+    409: {"model": schemas.ErrorResponse, "description": "Not available in this configuration"},
 }
 
 
@@ -323,7 +329,7 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
             raise ApiError(422, "invalid_input", str(exc), field="body.query") from None
         return _json(result.to_dict())
 
-    @app.post("/v1/kb/entries", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+    @app.post("/v1/kb/entries", response_model=schemas.KBChangeResponse, tags=["knowledge base"], responses=_MAYBE_ABSENT,
               dependencies=[scope("kb:write")])
     async def kb_upsert(body: schemas.KBEntriesRequest) -> Response:
         """Add entries, or replace those whose id exists; saved as a new version (needs `kb:write`)."""
@@ -333,12 +339,13 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
         return _json(await state.batcher.call(state.change_kb, body.entries, []))
 
     @app.delete("/v1/kb/entries/{entry_id}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+                responses=_MAYBE_ABSENT,
                 dependencies=[scope("kb:write")])
     async def kb_remove(entry_id: str) -> Response:
         """Remove one entry; saved as a new version (needs `kb:write`)."""
         return _json(await state.batcher.call(state.change_kb, [], [entry_id]))
 
-    @app.post("/v1/feedback", response_model=schemas.FeedbackResponse, tags=["feedback"],
+    @app.post("/v1/feedback", response_model=schemas.FeedbackResponse, tags=["feedback"], responses=_MAYBE_ABSENT,
               dependencies=[scope("feedback")])
     async def feedback(body: schemas.FeedbackRequest) -> Response:
         """Record what an agent did with a draft (accepted, edited or rejected, and corrections)."""
@@ -391,7 +398,8 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
 
     @app.post("/v1/webhooks/{adapter}", response_model=schemas.WebhookResponse, status_code=202,
               tags=["helpdesk"], responses={200: {"model": schemas.WebhookResponse,
-                                                  "description": "Ignored or already seen"}})
+                                                  "description": "Ignored or already seen"},
+                                            404: _MAYBE_ABSENT[404]})
     async def webhook(adapter: str, request: Request) -> Response:
         """A helpdesk's new-ticket or new-message webhook: verified by the helpdesk's signature,
         triaged, and written back (tags, priority, intent, internal note with the draft) through
@@ -453,8 +461,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail), request_id=request_id(request),
+        code = {400: "bad_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 400:
+            message = "the request body could not be read as JSON (is it UTF-8 text?)"
+        return _error_response(exc.status_code, code, message, request_id=request_id(request),
                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from ..taxonomy import INTENTS, SENTIMENTS, URGENCY_LEVELS
 
@@ -13,6 +13,23 @@ _ZH_EXAMPLE = "我的快递三天了还没到，订单号 2024112312345，麻烦
 _EN_EXAMPLE = "Hi, my order #A1234567 says delivered but I never got it. Can you check?"
 
 
+def _iso_text(value: Any) -> Any:
+    """RFC 3339 only (no Unix numbers, no dates without a time, no times without an offset)."""
+    if isinstance(value, datetime):
+        return value
+    hint = "expected an RFC 3339 date-time with its UTC offset, such as 2026-11-24T09:30:00+08:00"
+    if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt":
+        raise ValueError(hint)
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+    except ValueError:
+        raise ValueError(hint) from None
+    if parsed.tzinfo is None:
+        raise ValueError(hint)
+    return parsed
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
 FilterKey = Literal["intent", "category", "tags", "lang", "id"]
 Filters = dict[FilterKey, str | list[str]]
 
@@ -23,38 +40,39 @@ class _Strict(BaseModel):
 
 # ---------------------------------------------------------------- requests
 class TriageRequest(_Strict):
-    text: str = Field(min_length=1, description="The customer's message (Chinese, English or mixed).",
+    text: str = Field(min_length=1, description="The customer's message (Chinese, English or mixed); it must "
+                      "contain something visible, or the answer is 422.",
                       examples=[_ZH_EXAMPLE, _EN_EXAMPLE])
-    received_at: datetime | None = Field(None, description="Arrival time (ISO 8601); default now. Sets `urgency.due`.")
-    explain: bool = Field(False, description="List the features behind each label.")
+    received_at: IsoDateTime | None = Field(None, description="Arrival time (ISO 8601); default now. Sets `urgency.due`.")
+    explain: StrictBool = Field(False, description="List the features behind each label.")
 
 
 class BatchItem(_Strict):
     id: str | None = Field(None, max_length=200, description="Your id for the message, echoed back.")
     text: str = Field(description="The message; an empty or invalid one fails alone, the rest are triaged.")
-    received_at: datetime | None = None
+    received_at: IsoDateTime | None = None
 
 
 class BatchRequest(_Strict):
     messages: list[BatchItem] = Field(min_length=1, description="Messages; at most the service's `max_batch`.",
                                       examples=[[{"id": "t-1", "text": _ZH_EXAMPLE}, {"id": "t-2", "text": _EN_EXAMPLE}]])
-    explain: bool = False
+    explain: StrictBool = False
 
 
 class AssistRequest(_Strict):
     text: str = Field(min_length=1, examples=[_ZH_EXAMPLE])
-    k: int = Field(3, ge=1, le=20, description="How many knowledge-base answers to return.")
+    k: StrictInt = Field(3, ge=1, le=20, description="How many knowledge-base answers to return.")
     filters: Filters | None = Field(
         None, description="Narrow the search: intent, category, tags, lang or id (a value or a list).",
         examples=[{"category": "shipping"}])
     customer_name: str | None = Field(None, max_length=200, description="Used in the greeting.")
-    draft: bool = Field(True, description="Compose reply drafts (false: triage and answers only).")
-    received_at: datetime | None = None
+    draft: StrictBool = Field(True, description="Compose reply drafts (false: triage and answers only).")
+    received_at: IsoDateTime | None = None
 
 
 class SearchRequest(_Strict):
     query: str = Field(min_length=1, examples=["退款多久到账", "how long does a refund take"])
-    k: int = Field(5, ge=1, le=50)
+    k: StrictInt = Field(5, ge=1, le=50)
     filters: Filters | None = None
 
 
