@@ -68,7 +68,7 @@ def service(tmp_path_factory, helpdesk):
         "max_body_bytes": 200_000, "max_batch": 16,
         "knowledge_base": str(work / "kb"), "feedback_db": str(work / "feedback.db"),
         "outbox": str(work / "outbox.db"),
-        "outbox_retry": {"base_delay": 0.2, "max_delay": 1.0, "max_attempts": 4},
+        "outbox_retry": {"base_delay": 0.2, "max_delay": 1.0, "max_attempts": 12},
         "adapters": {
             "zendesk": {"base_url": base, "email": "bot@acme.example", "api_token": "zd-token",
                         "webhook_secret": SECRETS["zendesk"], "intent_field_id": 360001},

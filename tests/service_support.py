@@ -88,8 +88,9 @@ class FakeHelpdesk:
             if len(found) >= count:
                 return found
             time.sleep(0.05)
+        seen = [(r["method"], r["path"], r["status"]) for r in self.received[-8:]]
         raise AssertionError(f"the fake helpdesk got {len(self.calls(ok_only=ok_only, path_prefix=path_prefix))} "
-                             f"calls under {path_prefix!r}, expected {count}: {self.received[-5:]}")
+                             f"calls under {path_prefix!r}, expected {count}; last calls: {seen}")
 
 
 class ServiceProcess:
