@@ -96,8 +96,9 @@ class FakeHelpdesk:
 class ServiceProcess:
     """`triage serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, config: dict, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: dict, workdir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
+        self.workers = workers
         self.workdir = workdir
         self.config_path = workdir / "service.yaml"
         self.config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -112,7 +113,7 @@ class ServiceProcess:
     def start(self, timeout: float = 180.0) -> "ServiceProcess":
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "triage.cli", "serve", "--config", str(self.config_path), "--port", str(self.port),
-             "--grace", "20"], cwd=self.workdir, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+             "--grace", "20", "--workers", str(self.workers)], cwd=self.workdir, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

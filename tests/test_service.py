@@ -220,3 +220,35 @@ def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1)
     assert "Traceback" not in server.log.read_text()
+
+
+def test_two_workers_share_the_load_metrics_and_knowledge_base_versions(tmp_path):
+    from retrieval.search import KnowledgeBase
+    from service_support import ServiceProcess
+    from triage import INTENT_CATEGORIES
+
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text(json.dumps({"id": "returns-window", "intent": "return_exchange",
+                               "question_en": ["How long do I have to return an item?"],
+                               "answer_en": "You can return most items within 7 days of delivery."}) + "\n",
+                   encoding="utf-8")
+    KnowledgeBase.from_file(faq, taxonomy=INTENT_CATEGORIES).save(tmp_path / "kb")
+    server = ServiceProcess({"allow_anonymous": True, "knowledge_base": str(tmp_path / "kb")}, tmp_path,
+                            workers=2).start()
+    try:
+        entry = {"id": "night-delivery", "intent": "delivery_options", "question_en": ["Do you deliver at night?"],
+                 "answer_en": "Couriers deliver between 9:00 and 21:00."}
+        assert httpx.post(server.url + "/v1/kb/entries", json={"entries": [entry]}, timeout=60).status_code == 200
+        for _ in range(12):  # a new connection each time, so both workers answer some
+            hits = httpx.post(server.url + "/v1/kb/search", json={"query": "can the parcel come at night", "k": 1},
+                              timeout=60).json()["hits"]
+            assert hits[0]["id"] == "night-delivery"
+        for _ in range(20):
+            httpx.post(server.url + "/v1/triage", json={"text": "我要退货"}, timeout=60)
+        metrics = httpx.get(server.url + "/metrics").text
+        line = next(x for x in metrics.splitlines()
+                    if x.startswith('kefu_http_requests_total{method="POST",route="/v1/triage",status="200"}'))
+        assert float(line.split()[-1]) == 20  # summed over both workers, whichever answered the scrape
+    finally:
+        status = server.stop()
+    assert status == 0 and "exited with" not in server.log.read_text()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -418,6 +420,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- parser
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # must be set before prometheus_client is imported, so every worker's samples are summed
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kefu-metrics-")
     try:
         from .service import ServiceConfig, hash_key, serve
     except ImportError as exc:
@@ -433,9 +438,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServiceConfig.load(args.config)
     if args.allow_anonymous:
         config.allow_anonymous = True
-    serve(config, host=args.host, port=args.port, grace=args.grace, access_log=args.access_log,
-          log_level=args.log_level)
-    return 0
+    return serve(config, host=args.host, port=args.port, workers=args.workers, grace=args.grace,
+                 access_log=args.access_log, log_level=args.log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="service YAML (keys, limits, knowledge base, adapters); see docs/service.md")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1,
+                   help="pre-forked worker processes sharing the loaded model (use the number of cores)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds to finish requests in flight on shutdown")
     p.add_argument("--access-log", action="store_true")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

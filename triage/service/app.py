@@ -7,6 +7,7 @@ calls and knowledge-base writes all run on the batcher's single model thread (se
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from retrieval import store
 from retrieval.search import KnowledgeBase
 
 from .. import __version__
+from ..bundle import Bundle
 from ..feedback import FeedbackError
 from ..helpdesk import (AdapterConfigError, Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
                         WebhookPayloadError, make_adapter)
@@ -70,12 +72,14 @@ class _Guard:
 
     def __init__(self, app, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
+        self._prefix = uuid.uuid4().hex[:8] + "-"  # unique per process, then a counter: cheap and unique
+        self._counter = itertools.count(1)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = f"{self._prefix}{next(self._counter):x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = {"code": 500, "sent": False, "too_large": False}
 
@@ -135,13 +139,17 @@ def _json(data: Any, status: int = 200) -> Response:
 class ServiceState:
     """What the routes share: the model, the batcher, keys, limits, adapters and the outbox."""
 
-    def __init__(self, config: ServiceConfig, triage: Triage | None) -> None:
+    def __init__(self, config: ServiceConfig, triage: Triage | None, *, bundle: Bundle | None = None,
+                 worker: int = 0, workers: int = 1) -> None:
         self.config = config
-        self.triage = triage or Triage(config.model, max_chars=config.max_chars,
+        self.triage = triage or Triage(bundle or config.model, max_chars=config.max_chars,
                                        knowledge_base=config.knowledge_base, feedback_store=config.feedback_db)
-        self.metrics = Metrics()
+        self.worker, self.workers = worker, workers
+        self.metrics = Metrics(multiprocess=workers > 1)
         self.keys = KeyRing(config.api_keys)
-        self.limiter = RateLimiter(config.rate_limit)
+        # Each worker limits alone, so each gets its share of every key's rate.
+        self.limiter = RateLimiter(config.rate_limit, share=1 / workers)
+        self._kb_version: str | None = None
         self.batcher = MicroBatcher(max_batch=config.max_batch, wait_ms=config.batch_wait_ms,
                                     on_batch=lambda kind, n: self.metrics.batch_size.labels(kind).observe(n))
         try:
@@ -160,9 +168,11 @@ class ServiceState:
         self.triage.warm_up()
         self.triage.knowledge_base.warm_up()
         await self.batcher.start()
+        self._kb_version = self._saved_kb_version()
         if self.adapters:
             self.outbox = Outbox(self.config.outbox, **self.config.outbox_retry)
-            self.deliverer = Deliverer(self.outbox, self.adapters, on_attempt=self._count_delivery).start()
+            if self.worker == 0:  # one sender, so no call goes out twice
+                self.deliverer = Deliverer(self.outbox, self.adapters, on_attempt=self._count_delivery).start()
             self.metrics.outbox_pending.set(self.outbox.counts()["pending"])
 
     async def stop(self) -> None:
@@ -178,6 +188,20 @@ class ServiceState:
             self.metrics.outbox_pending.dec()
 
     # -- model calls (run on the model thread) --------------------------------------------------
+    def _saved_kb_version(self) -> str | None:
+        directory = self.config.knowledge_base
+        pointer = Path(directory) / store.CURRENT if directory else None
+        return pointer.read_text(encoding="utf-8").strip() if pointer is not None and pointer.is_file() else None
+
+    def follow_kb(self) -> KnowledgeBase:
+        """The knowledge base, reloaded first if another worker saved a newer version."""
+        version = self._saved_kb_version()
+        if version is not None and version != self._kb_version:
+            kb = KnowledgeBase.load(self.config.knowledge_base)
+            kb.warm_up()
+            self.triage._kb, self._kb_version = kb, version
+        return self.triage.knowledge_base
+
     def _count(self, results: Sequence) -> None:
         for r in results:
             t = r.triage if isinstance(r, AssistResult) else r
@@ -192,6 +216,7 @@ class ServiceState:
         return results
 
     def assist_many(self, items: list[tuple], k: int, filters_json: str, draft: bool) -> list:
+        self.follow_kb()
         texts, times, names = zip(*items)
         results = self.triage.assist_batch(list(texts), k=k, filters=json.loads(filters_json) or None,
                                            received_at=list(times), customer_names=list(names), draft=draft,
@@ -227,9 +252,10 @@ class ServiceState:
             if removals:
                 kb.remove(removals)
         kb.warm_up()
+        self._kb_version = self._saved_kb_version()
         self.triage._kb = kb  # the saved version is now the live one
         return {"added": added, "updated": updated, "removed": removals, "entries": len(kb),
-                "version": (Path(directory) / store.CURRENT).read_text(encoding="utf-8").strip()}
+                "version": self._kb_version}
 
     # -- auth -----------------------------------------------------------------------------------
     def authenticate(self, request: Request, scope: str) -> ApiKey:
@@ -255,10 +281,12 @@ class ServiceState:
         return key
 
 
-def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = None) -> FastAPI:
-    """The application; `triage` reuses an already-loaded pipeline (tests, embedding in a larger app)."""
+def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = None, bundle: Bundle | None = None,
+               worker: int = 0, workers: int = 1) -> FastAPI:
+    """The application. `triage` reuses an already-loaded pipeline (embedding in a larger app);
+    `bundle`, `worker` and `workers` are set by the pre-forking server."""
     config = config or ServiceConfig.load()
-    state = ServiceState(config, triage)
+    state = ServiceState(config, triage, bundle=bundle, worker=worker, workers=workers)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -282,7 +310,7 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
     _install_error_handlers(app)
 
     def scope(name: str):
-        def dependency(request: Request) -> ApiKey:
+        async def dependency(request: Request) -> ApiKey:  # async: no thread hop per request
             return state.authenticate(request, name)
         return Depends(dependency)
 
@@ -323,8 +351,8 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
     async def kb_search(body: schemas.SearchRequest) -> Response:
         """Knowledge-base answers for a query, with the calibrated knowledge-gap verdict."""
         try:
-            result = await state.batcher.call(state.triage.knowledge_base.search, body.query, body.k,
-                                              filters=body.filters)
+            result = await state.batcher.call(lambda: state.follow_kb().search(body.query, body.k,
+                                                                               filters=body.filters))
         except ValueError as exc:  # TextInputError: whitespace-only or undecodable query
             raise ApiError(422, "invalid_input", str(exc), field="body.query") from None
         return _json(result.to_dict())
@@ -370,11 +398,9 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
     @app.get("/v1/info", response_model=schemas.Info, tags=["service"], dependencies=[scope("read")])
     async def info() -> Response:
         """Model and knowledge-base versions."""
-        kb_stats = state.triage.knowledge_base.stats()
+        kb_stats = (await state.batcher.call(state.follow_kb)).stats()
         kb_dir = config.knowledge_base
-        version = None
-        if kb_dir and (Path(kb_dir) / store.CURRENT).is_file():
-            version = (Path(kb_dir) / store.CURRENT).read_text(encoding="utf-8").strip()
+        version = state._kb_version
         manifest = state.triage.manifest
         return _json({
             "service_version": __version__, "model_version": state.triage.version,

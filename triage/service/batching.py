@@ -1,8 +1,10 @@
 """Dynamic batching: concurrent requests share one vectorised model call.
 
-All model work runs on one worker thread. While it computes a batch, new requests queue up,
-and the next batch takes all of them, so batches grow with load and a lone request waits for
-nobody (no fixed batching window unless `wait_ms` > 0). Because every model call and every
+All model work runs on one worker thread. A batch opens with the first queued request and
+takes whatever else arrives within `wait_ms` (or until `max_batch`); while it computes, new
+requests queue for the next one. Under load, clients whose answers just went out get their
+next request into the same batch instead of forming a second, smaller one, so per-message cost
+falls as load rises; a lone request waits at most `wait_ms`. Because every model call and every
 knowledge-base write goes through that one thread, writes are serialised with reads.
 """
 
@@ -20,12 +22,13 @@ class MicroBatcher:
     max_batch : int
         Most items per model call.
     wait_ms : float
-        How long to wait for company when a request arrives to an empty queue (milliseconds).
+        How long a batch stays open for more requests after its first (milliseconds); 0 takes
+        only what is already queued.
     on_batch : callable, optional
         ``on_batch(name, size)`` after each batch, for metrics.
     """
 
-    def __init__(self, *, max_batch: int = 64, wait_ms: float = 0.0,
+    def __init__(self, *, max_batch: int = 64, wait_ms: float = 2.0,
                  on_batch: Callable[[str, int], None] | None = None) -> None:
         self.max_batch = max_batch
         self.wait_ms = wait_ms
@@ -63,10 +66,18 @@ class MicroBatcher:
         assert self._queue is not None
         while True:
             pending = [await self._queue.get()]
-            if self.wait_ms > 0 and self._queue.empty():
-                await asyncio.sleep(self.wait_ms / 1000)
-            while not self._queue.empty() and len(pending) < self.max_batch:
-                pending.append(self._queue.get_nowait())
+            deadline = asyncio.get_running_loop().time() + self.wait_ms / 1000
+            while len(pending) < self.max_batch:
+                if not self._queue.empty():
+                    pending.append(self._queue.get_nowait())
+                    continue
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    pending.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except asyncio.TimeoutError:
+                    break
             groups: dict[tuple, list] = {}
             for entry in pending:
                 groups.setdefault((entry[0], entry[1]), []).append(entry)

@@ -1,4 +1,5 @@
-"""API-key checks and per-key rate limits (in process: each service instance limits alone)."""
+"""API-key checks and per-key rate limits (in memory: each process limits alone, with its
+share of the rate)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ class KeyRing:
 class RateLimiter:
     """One token bucket per key name."""
 
-    def __init__(self, default: RateLimit, clock=time.monotonic) -> None:
+    def __init__(self, default: RateLimit, *, share: float = 1.0, clock=time.monotonic) -> None:
         self.default = default
+        self.share = share
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last refill)
         self._lock = threading.Lock()
@@ -42,12 +44,13 @@ class RateLimiter:
     def acquire(self, key: ApiKey) -> float:
         """Take one token; returns 0 when allowed, else the seconds until a token is free."""
         limit = key.rate_limit or self.default
+        rate, burst = limit.per_second * self.share, max(1.0, limit.burst * self.share)
         now = self._clock()
         with self._lock:
-            tokens, last = self._buckets.get(key.name, (float(limit.burst), now))
-            tokens = min(float(limit.burst), tokens + (now - last) * limit.per_second)
+            tokens, last = self._buckets.get(key.name, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[key.name] = (tokens - 1.0, now)
                 return 0.0
             self._buckets[key.name] = (tokens, now)
-            return (1.0 - tokens) / limit.per_second
+            return (1.0 - tokens) / rate
