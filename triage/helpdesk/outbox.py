@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_due ON calls (status, next_at);
 """
 RETRYABLE_STATUS = {408, 425, 429}
+log = logging.getLogger("kefu.outbox")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,11 @@ class Deliverer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.deliver_due()
+            try:
+                self.deliver_due()
+            except Exception:  # a bad pass must not stop deliveries for good; the calls stay queued
+                log.exception("write-back pass failed; retrying")
+                self._stop.wait(1.0)
             wait = self.outbox.next_due_in()
             self.outbox.wakeup.wait(timeout=1.0 if wait is None else min(max(wait, 0.01), 1.0))
             self.outbox.wakeup.clear()

@@ -173,7 +173,6 @@ class ServiceState:
             self.outbox = Outbox(self.config.outbox, **self.config.outbox_retry)
             if self.worker == 0:  # one sender, so no call goes out twice
                 self.deliverer = Deliverer(self.outbox, self.adapters, on_attempt=self._count_delivery).start()
-            self.metrics.outbox_pending.set(self.outbox.counts()["pending"])
 
     async def stop(self) -> None:
         await self.batcher.stop()
@@ -184,8 +183,6 @@ class ServiceState:
 
     def _count_delivery(self, adapter: str, outcome: str) -> None:
         self.metrics.outbox_sent.labels(adapter, outcome).inc()
-        if self.outbox is not None and outcome != "retry":
-            self.metrics.outbox_pending.dec()
 
     # -- model calls (run on the model thread) --------------------------------------------------
     def _saved_kb_version(self) -> str | None:
@@ -460,7 +457,6 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
         if not state.outbox.enqueue(adapter, ticket.event_id, ticket.ticket_id, calls):
             return _json({"status": "duplicate", "ticket_id": ticket.ticket_id, "writes": 0}, 200)
         state.metrics.webhooks.labels(adapter, "queued").inc()
-        state.metrics.outbox_pending.inc(len(calls))
         return _json({"status": "queued", "ticket_id": ticket.ticket_id, "intent": result.triage.intent.label,
                       "urgency": result.triage.urgency.level, "writes": len(calls)}, 202)
 
