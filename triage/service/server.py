@@ -1,8 +1,9 @@
 """Run the API on uvicorn, in one process or several pre-forked workers.
 
-With ``workers > 1`` the parent loads the model bundle and the sentence encoder once, opens the
-listening socket, then forks the workers: they share the model's memory read-only (copy on
-write) and the kernel spreads connections among them, so Python work runs on every core. Each
+With ``workers > 1`` the parent loads the model bundle and the sentence encoder once, then forks
+the workers: they share the model's memory read-only (copy on write) and each listens on the
+port with SO_REUSEPORT, so the kernel spreads connections among them and Python work runs on
+every core. Each
 worker builds its own knowledge-base index and follows saved knowledge-base versions written by
 the others; only worker 0 delivers helpdesk write-backs.
 
@@ -53,13 +54,10 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8080, w
     threadpool_limits(1)
     bundle = load_bundle(config.model or default_bundle_path())
     get_encoder(bundle.featurizer.encoder).warm_up()  # the big arrays, shared after fork
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(2048)
-    listener.set_inheritable(True)
-
+    # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections
+    # over the workers (one shared socket lets whichever worker wakes first take a whole burst).
+    # This bound, never-listening socket claims the port up front, so a port in use fails here.
+    claim = _reuseport_socket(host, port)
     children: dict[int, int] = {}
     for index in range(workers):
         pid = os.fork()
@@ -68,6 +66,8 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8080, w
             try:
                 app = create_app(config, bundle=bundle, worker=index, workers=workers)
                 server = uvicorn.Server(_uvicorn_config(app, **options))
+                listener = _reuseport_socket(host, port)
+                listener.listen(2048)
                 server.run(sockets=[listener])
                 status = 0
             finally:
@@ -75,7 +75,6 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8080, w
                 sys.stderr.flush()
                 os._exit(status)
         children[pid] = index
-    listener.close()
 
     def forward(signum, _frame):
         for child in children:
@@ -95,4 +94,13 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8080, w
             log.error("worker %s exited with %s; stopping the others", index, exit_code)
             status = 1
             forward(signal.SIGTERM, None)
+    claim.close()
     return status
+
+
+def _reuseport_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
