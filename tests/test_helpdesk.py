@@ -237,6 +237,17 @@ def test_a_client_error_from_the_helpdesk_is_not_retried(tmp_path, helpdesk):
     finally:
         helpdesk.status = 200
     assert outbox.counts()["failed"] == 1 and "HTTP 422" in outbox.calls("failed")[0].last_error
+    outbox.close()
+
+    from conftest import run_cli
+    listed = run_cli("outbox", "list", "--db", str(tmp_path / "o.db"))
+    assert listed.returncode == 0 and "failed 1" in listed.stdout and "HTTP 422" in listed.stdout
+    assert "queued 1 failed call(s) again" in run_cli("outbox", "retry", "--db", str(tmp_path / "o.db")).stdout
+    reopened = Outbox(tmp_path / "o.db")
+    Deliverer(reopened, {"generic": adapter}).deliver_due()
+    assert reopened.counts() == {"pending": 0, "done": 1, "failed": 0}
+    missing = run_cli("outbox", "list", "--db", str(tmp_path / "nope.db"))
+    assert missing.returncode == 1 and "no write-back queue" in missing.stderr
 
 
 def test_adapter_settings_are_validated():

@@ -442,6 +442,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  access_log=args.access_log, log_level=args.log_level)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    try:
+        from .helpdesk import Outbox
+    except ImportError as exc:
+        raise RuntimeError(f"the write-back queue needs the serve extra: pip install 'kefu-triage[serve]' ({exc})") \
+            from None
+    if not Path(args.db).is_file():
+        raise FileNotFoundError(f"no write-back queue at {args.db}; it is the `outbox` file of the service config")
+    outbox = Outbox(args.db)
+    try:
+        if args.action == "retry":
+            console.print(f"queued {outbox.retry_failed()} failed call(s) again; the running service sends them")
+            return 0
+        counts = outbox.counts()
+        console.print(f"pending {counts['pending']}, delivered {counts['done']}, failed {counts['failed']}")
+        calls = outbox.calls(None if args.all else "failed")
+        if calls:
+            table = Table("status", "adapter", "call", "attempts", "last error")
+            for queued in calls[-args.limit:]:
+                table.add_row(queued.status, queued.adapter, f"{queued.call.method} {escape(queued.call.path)}",
+                              str(queued.attempts), escape(queued.last_error or ""))
+            console.print(table)
+        return 0
+    finally:
+        outbox.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="triage", description="Bilingual customer-message triage.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -504,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hash-key", metavar="KEY", help="print the stored form of KEY for the config file and exit")
     p.add_argument("--new-key", action="store_true", help="print a new random key and its hash, and exit")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("outbox", help="the helpdesk write-back queue: list calls, or retry the failed ones")
+    p.add_argument("action", choices=["list", "retry"])
+    p.add_argument("--db", default="kefu-outbox.db", help="the service's outbox file")
+    p.add_argument("--all", action="store_true", help="list every call, not only the failed ones")
+    p.add_argument("--limit", type=int, default=50, help="most recent calls to list")
+    p.set_defaults(func=cmd_outbox)
 
     p = sub.add_parser("score", help="score a ticket export (CSV, TSV, JSONL, Parquet, Excel) into a new file")
     p.add_argument("input")

@@ -137,6 +137,14 @@ class Outbox:
                                     (status,) if status else ()).fetchall()
         return [QueuedCall(r[0], r[1], OutboundCall(r[2], r[3], json.loads(r[4])), r[5], r[6], r[7]) for r in rows]
 
+    def retry_failed(self) -> int:
+        """Queue every failed call again (after fixing what made the helpdesk refuse it)."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE calls SET status='pending', attempts=0, next_at=? WHERE status='failed'",
+                                      (time.time(),))
+        self.wakeup.set()
+        return cursor.rowcount
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall()
