@@ -219,6 +219,12 @@ class Triage:
                     self._kb = open_knowledge_base(self._kb_source)
         return self._kb
 
+    def use_knowledge_base(self, kb: KnowledgeBase) -> None:
+        """Search `kb` from now on (say, the version an edit just saved); takes effect atomically."""
+        if not isinstance(kb, KnowledgeBase):
+            raise TypeError(f"expected a KnowledgeBase, got {type(kb).__name__}")
+        self._kb = kb
+
     # ------------------------------------------------------------------ public API
     def triage(
         self, text: str | bytes, *, explain: bool = False, received_at: datetime | None = None

@@ -196,7 +196,8 @@ class ServiceState:
         if version is not None and version != self._kb_version:
             kb = KnowledgeBase.load(self.config.knowledge_base)
             kb.warm_up()
-            self.triage._kb, self._kb_version = kb, version
+            self.triage.use_knowledge_base(kb)
+            self._kb_version = version
         return self.triage.knowledge_base
 
     def _count(self, results: Sequence) -> None:
@@ -250,7 +251,7 @@ class ServiceState:
                 kb.remove(removals)
         kb.warm_up()
         self._kb_version = self._saved_kb_version()
-        self.triage._kb = kb  # the saved version is now the live one
+        self.triage.use_knowledge_base(kb)  # the saved version is now the live one
         return {"added": added, "updated": updated, "removed": removals, "entries": len(kb),
                 "version": self._kb_version}
 
