@@ -1,6 +1,7 @@
 """The HTTP service, started for real with uvicorn on a loopback port (see conftest.service)."""
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -197,26 +198,45 @@ def test_concurrent_requests_are_batched_and_match_single_calls(service):
     assert float(batched[0].split()[-1]) < float(count[0].split()[-1])  # some batches held more than one request
 
 
+def _open_sockets(pid: int) -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:  # closed while we looked
+            pass
+    return count
+
+
 def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
     from service_support import ServiceProcess
 
     server = ServiceProcess({"allow_anonymous": True, "max_batch": 64}, tmp_path).start()
-    body = json.dumps({"messages": [{"text": f"第{i}次问了，快递到底什么时候到？订单 2024{i:08d}"} for i in range(64)]})
-    outcome = {}
-
-    def slow_request():
-        outcome["response"] = httpx.post(server.url + "/v1/triage:batch", content=body, timeout=60,
-                                         headers={"Content-Type": "application/json"})
-
-    thread = threading.Thread(target=slow_request)
-    thread.start()
-    time.sleep(0.05)
+    body = json.dumps({"messages": [{"text": f"第{i}次问了，快递到底什么时候到？订单 2024{i:08d}"} for i in range(64)]},
+                      ensure_ascii=False).encode("utf-8")
+    head = (f"POST /v1/triage:batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    before = _open_sockets(server.proc.pid)
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    client.sendall(head + body[:100])  # the request has started: headers and part of the body
+    deadline = time.monotonic() + 30
+    while _open_sockets(server.proc.pid) <= before:  # until the server has accepted the connection
+        assert time.monotonic() < deadline, "the server never accepted the connection"
+        time.sleep(0.01)
+    time.sleep(0.2)
     server.proc.send_signal(signal.SIGTERM)
-    thread.join(60)
+    time.sleep(0.2)
+    client.sendall(body[100:])
+    response = b""
+    while chunk := client.recv(65536):
+        response += chunk
+    client.close()
     # uvicorn re-raises SIGTERM after its graceful shutdown, so a supervisor sees the signal
     assert server.proc.wait(60) in (0, -signal.SIGTERM)
+    status_line, _, rest = response.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 200"), response[:300]
+    assert len(json.loads(rest.split(b"\r\n\r\n", 1)[1])["results"]) == 64
     assert "Application shutdown complete" in server.log.read_text()
-    assert outcome["response"].status_code == 200 and len(outcome["response"].json()["results"]) == 64
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1)
     assert "Traceback" not in server.log.read_text()
