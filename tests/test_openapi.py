@@ -21,14 +21,21 @@ schema = schemathesis.openapi.from_dict(_document())
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same cases every run, so CI is reproducible (raise max_examples to search wider)
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case, service):
     # The fuzzing key reads and records feedback but cannot change the knowledge base (403s).
     # A message of only control or invisible characters is schema-valid (JSON Schema cannot say
     # "after Unicode normalisation something visible is left") but refused with 422, so the check
     # that schema-valid data is accepted is left out; every other check runs.
-    case.call_and_validate(base_url=service.url, headers={"Authorization": f"Bearer {KEYS['fuzz']}"},
-                           excluded_checks=[positive_data_acceptance])
+    response = case.call(base_url=service.url, headers={"Authorization": f"Bearer {KEYS['fuzz']}"})
+    if response.status_code == 413:
+        # A generated body over max_body_bytes is refused before it is parsed; schemathesis does
+        # not count 413 as a rejection, so check the refusal here.
+        assert response.json()["error"] == "payload_too_large"
+        return
+    case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
 
 def test_openapi_document_is_complete(service):

@@ -1,7 +1,6 @@
 """The HTTP service, started for real with uvicorn on a loopback port (see conftest.service)."""
 
 import json
-import os
 import signal
 import socket
 import threading
@@ -198,14 +197,16 @@ def test_concurrent_requests_are_batched_and_match_single_calls(service):
     assert float(batched[0].split()[-1]) < float(count[0].split()[-1])  # some batches held more than one request
 
 
-def _open_sockets(pid: int) -> int:
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:  # closed while we looked
-            pass
-    return count
+def _accepted(server_port: int, client_port: int) -> bool:
+    """Whether the server process has accept()ed our connection: in /proc/net/tcp a connection
+    still waiting in the listen queue has inode 0."""
+    wanted = (f"{server_port:04X}", f"{client_port:04X}")
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if (fields[1].split(":")[1], fields[2].split(":")[1]) == wanted:
+                return fields[9] != "0"
+    return False
 
 
 def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
@@ -216,11 +217,10 @@ def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
                       ensure_ascii=False).encode("utf-8")
     head = (f"POST /v1/triage:batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-    before = _open_sockets(server.proc.pid)
     client = socket.create_connection(("127.0.0.1", server.port), timeout=60)
     client.sendall(head + body[:100])  # the request has started: headers and part of the body
-    deadline = time.monotonic() + 30
-    while _open_sockets(server.proc.pid) <= before:  # until the server has accepted the connection
+    deadline = time.monotonic() + 60
+    while not _accepted(server.port, client.getsockname()[1]):
         assert time.monotonic() < deadline, "the server never accepted the connection"
         time.sleep(0.01)
     time.sleep(0.2)
