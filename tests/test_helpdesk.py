@@ -192,7 +192,7 @@ def test_helpdesk_down_delays_the_write_back_and_does_not_lose_it(service, helpd
 def test_helpdesk_offline_then_back_on_the_same_port(service, helpdesk):
     helpdesk.stop()  # connection refused
     try:
-        payload = {"delivery": "evt-off-1", "data": {"ticket": "T-4001", "body": "How do I reset my password?"}}
+        payload = {"delivery": "evt-off-1", "data": {"ticket": "T-4001", "body": "locked out after resetting my password twice, help"}}
         assert signed_send(service, "generic", payload, generic_sign).status_code == 202
         time.sleep(1.0)
     finally:

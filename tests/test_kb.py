@@ -62,7 +62,7 @@ def test_loaders_read_jsonl_csv_and_markdown(tmp_path):
 
     (tmp_path / "faq.csv").write_text(
         "id,intent,question_zh,question_en,answer_zh,answer_en,tags\n"
-        "c1,refund,退款多久到账|钱什么时候退回来,When will I get my refund?,审核后1-5个工作日到账。,"
+        "c1,refund,退款多久到账|钱什么时候退回来,When does my refund arrive?,审核后1-5个工作日到账。,"
         "Within 1-5 working days after approval.,退款|refund\n", encoding="utf-8")
     [csv_entry] = load_entries(tmp_path / "faq.csv", taxonomy=INTENT_CATEGORIES)
     assert csv_entry.questions["zh"] == ("退款多久到账", "钱什么时候退回来")
