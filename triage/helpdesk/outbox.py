@@ -101,11 +101,8 @@ class Outbox:
         return True
 
     def due(self, limit: int = 20) -> list[QueuedCall]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, adapter, method, path, body, attempts, status, last_error FROM calls "
-                "WHERE status='pending' AND next_at<=? ORDER BY created, key LIMIT ?", (time.time(), limit)).fetchall()
-        return [QueuedCall(r[0], r[1], OutboundCall(r[2], r[3], json.loads(r[4])), r[5], r[6], r[7]) for r in rows]
+        return self._select("WHERE status='pending' AND next_at<=? ORDER BY created, key LIMIT ?",
+                            (time.time(), limit))
 
     def next_due_in(self) -> float | None:
         """Seconds until the next pending call is due (0 if one is due now), None if none pends."""
@@ -131,10 +128,13 @@ class Outbox:
         return status
 
     def calls(self, status: str | None = None) -> list[QueuedCall]:
-        query = "SELECT key, adapter, method, path, body, attempts, status, last_error FROM calls"
+        return self._select(("WHERE status=? " if status else "") + "ORDER BY created, key",
+                            (status,) if status else ())
+
+    def _select(self, where: str, params: tuple) -> list[QueuedCall]:
         with self._lock:
-            rows = self._db.execute(query + (" WHERE status=?" if status else "") + " ORDER BY created, key",
-                                    (status,) if status else ()).fetchall()
+            rows = self._db.execute("SELECT key, adapter, method, path, body, attempts, status, last_error "
+                                    "FROM calls " + where, params).fetchall()
         return [QueuedCall(r[0], r[1], OutboundCall(r[2], r[3], json.loads(r[4])), r[5], r[6], r[7]) for r in rows]
 
     def retry_failed(self) -> int:

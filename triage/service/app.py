@@ -30,7 +30,7 @@ from retrieval.search import KnowledgeBase
 from .. import __version__
 from ..bundle import Bundle
 from ..feedback import FeedbackError
-from ..helpdesk import (AdapterConfigError, Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
+from ..helpdesk import (Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
                         WebhookPayloadError, make_adapter)
 from ..pipeline import Triage
 from ..results import AssistResult, TriageFailure, TriageResult
@@ -152,11 +152,9 @@ class ServiceState:
         self._kb_version: str | None = None
         self.batcher = MicroBatcher(max_batch=config.max_batch, wait_ms=config.batch_wait_ms,
                                     on_batch=lambda kind, n: self.metrics.batch_size.labels(kind).observe(n))
-        try:
-            self.adapters: dict[str, HelpdeskAdapter] = {name: make_adapter(name, settings or {})
-                                                         for name, settings in config.adapters.items()}
-        except AdapterConfigError as exc:
-            raise ValueError(str(exc)) from None
+        # AdapterConfigError is a ValueError: `triage serve` reports it like any bad setting.
+        self.adapters: dict[str, HelpdeskAdapter] = {name: make_adapter(name, settings or {})
+                                                     for name, settings in config.adapters.items()}
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         if not self.keys and not config.allow_anonymous:
