@@ -228,6 +228,8 @@ class KnowledgeBase:
         self._vectors: VectorIndex | None = None
         self._encoder = None
         self._cross_encoder = None
+        #: Name of the saved version this was loaded from or last saved as (None: never saved).
+        self.saved_version: str | None = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod

@@ -131,6 +131,7 @@ def save(kb, directory: str | Path) -> Path:
         _write(pointer, name.encode())
         os.replace(pointer, directory / CURRENT)
         _fsync_dir(directory)
+        kb.saved_version = name
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -208,4 +209,5 @@ def load(directory: str | Path, *, encoder: str | None = None, reranker: str | N
     kb._next_id = int(manifest["next_passage_id"])
     kb._lexical.add((e.id, _lexical_text(e)) for e in entries)
     kb.manifest = manifest
+    kb.saved_version = version.name
     return kb

@@ -225,8 +225,10 @@ def test_vector_index_layouts(kind, tmp_path):
 # ------------------------------------------------------------------ persistence
 def test_save_load_round_trip_and_refusals(small_kb, tmp_path):
     kb_dir = tmp_path / "kb"
-    small_kb.save(kb_dir)
+    version = small_kb.save(kb_dir)
     loaded = KnowledgeBase.load(kb_dir)
+    # Both know which saved version they are, so a reader can tell when a newer one is live.
+    assert small_kb.saved_version == loaded.saved_version == version.name == (kb_dir / "CURRENT").read_text()
     for query in ("怎么退货", "credit card refund", "包邮吗"):
         assert [h.id for h in loaded.search(query)] == [h.id for h in small_kb.search(query)]
     manifest = json.loads(next(kb_dir.glob("v-*/manifest.json")).read_text())

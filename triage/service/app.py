@@ -149,7 +149,6 @@ class ServiceState:
         self.keys = KeyRing(config.api_keys)
         # Each worker limits alone, so each gets its share of every key's rate.
         self.limiter = RateLimiter(config.rate_limit, share=1 / workers)
-        self._kb_version: str | None = None
         self.batcher = MicroBatcher(max_batch=config.max_batch, wait_ms=config.batch_wait_ms,
                                     on_batch=lambda kind, n: self.metrics.batch_size.labels(kind).observe(n))
         # AdapterConfigError is a ValueError: `triage serve` reports it like any bad setting.
@@ -166,7 +165,6 @@ class ServiceState:
         self.triage.warm_up()
         self.triage.knowledge_base.warm_up()
         await self.batcher.start()
-        self._kb_version = self._saved_kb_version()
         if self.adapters:
             self.outbox = Outbox(self.config.outbox, **self.config.outbox_retry)
             if self.worker == 0:  # one sender, so no call goes out twice
@@ -190,12 +188,13 @@ class ServiceState:
 
     def follow_kb(self) -> KnowledgeBase:
         """The knowledge base, reloaded first if another worker saved a newer version."""
-        version = self._saved_kb_version()
-        if version is not None and version != self._kb_version:
+        saved = self._saved_kb_version()
+        # Compared with the version the live index was loaded from, not with the pointer as
+        # read at start-up: another worker may save between our load and any later read.
+        if saved is not None and saved != self.triage.knowledge_base.saved_version:
             kb = KnowledgeBase.load(self.config.knowledge_base)
             kb.warm_up()
             self.triage.use_knowledge_base(kb)
-            self._kb_version = version
         return self.triage.knowledge_base
 
     def _count(self, results: Sequence) -> None:
@@ -248,10 +247,9 @@ class ServiceState:
             if removals:
                 kb.remove(removals)
         kb.warm_up()
-        self._kb_version = self._saved_kb_version()
         self.triage.use_knowledge_base(kb)  # the saved version is now the live one
         return {"added": added, "updated": updated, "removed": removals, "entries": len(kb),
-                "version": self._kb_version}
+                "version": kb.saved_version}
 
     # -- auth -----------------------------------------------------------------------------------
     def authenticate(self, request: Request, scope: str) -> ApiKey:
@@ -394,9 +392,10 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
     @app.get("/v1/info", response_model=schemas.Info, tags=["service"], dependencies=[scope("read")])
     async def info() -> Response:
         """Model and knowledge-base versions."""
-        kb_stats = (await state.batcher.call(state.follow_kb)).stats()
+        kb = await state.batcher.call(state.follow_kb)
+        kb_stats = kb.stats()
         kb_dir = config.knowledge_base
-        version = state._kb_version
+        version = kb.saved_version if kb_dir else None
         manifest = state.triage.manifest
         return _json({
             "service_version": __version__, "model_version": state.triage.version,
