@@ -307,7 +307,8 @@ class Triage:
         names = list(customer_names) if customer_names is not None else [None] * len(results)
         ok = [r for r in results if isinstance(r, TriageResult)]
         boosts = [{**dict(r.intent.alternatives), r.intent.label: r.intent.confidence} for r in ok]
-        searched = iter(self.knowledge_base.search_batch([r.text for r in ok], k, filters=filters,
+        depth = max(k, self.drafter.pool) if draft else k
+        searched = iter(self.knowledge_base.search_batch([r.text for r in ok], depth, filters=filters,
                                                          intent_scores=boosts))
         out: list[AssistResult | TriageFailure] = []
         for result, name in zip(results, names):
@@ -318,7 +319,7 @@ class Triage:
             reply = self.drafter.compose(result, answers, customer_name=name) if draft else None
             if reply is not None and self.feedback_store is not None:
                 self.feedback_store.record_draft(reply, result)
-            out.append(AssistResult(result, answers, reply))
+            out.append(AssistResult(result, replace(answers, hits=answers.hits[:k]), reply))
         return out
 
     def draft(self, text: str | bytes, **options) -> Draft:

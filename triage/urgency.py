@@ -49,7 +49,7 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     ),
     _signal(
         "legal_threat", "critical",
-        r"(?<!\d)(?:12315|12345)(?!\d)|消协|消费者协会|消保|工商局|工商部门|告到工商|找工商|市场监[管督]|律师|起诉|法院|打官司|诉讼"
+        r"(?<!\d)(?:12315|12345)(?!\d)|消协|消费者协会|消保|消基会|消委会|消费者委员会|工商局|工商部门|告到工商|找工商|市场监[管督]|律师|起诉|法院|打官司|诉讼"
         r"|报警|警察|(?:找|报|去)公安|法律途径|仲裁",
         r"\b(?:lawyer|attorney|solicitor|sue|suing|lawsuit|legal action|court|police|small claims"
         r"|consumer (?:protection|council|tribunal|rights)|ftc|bbb|trading standards|ombudsman|regulator)\b",
@@ -57,11 +57,14 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     _signal(
         "fraud", "critical",
         r"盗刷|被盗|盗号|诈骗|骗子|被骗|未授权|没有授权|不是我本?人?(?:买|下单|下的|操作|付|支付)|陌生(?:的)?(?:扣款|订单|登录|设备)"
-        r"|莫名其?妙?(?:地|的)?(?:被)?扣|账号被(?:盗|黑|人登)|被人(?:登录|盗用|冒用)|冒充|钓鱼",
+        r"|莫名其?妙?(?:地|的)?(?:被)?扣|不(?:认识|明)的?(?:扣款|交易|消费|付款)|账号被(?:盗|黑|人登)|被人(?:登录|盗用|冒用)|冒充|钓鱼",
         r"\b(?:fraud\w*|scam\w*|(?:card|account|password|identity|details|wallet|credit card) (?:was |were |got |has been |is )?stolen"
         r"|stole my (?:card|account|password|identity|details)|unauthori[sz]ed|hack(?:ed|er|ing)?|phishing|identity theft"
         r"|did(?:n't| not) (?:make|authori[sz]e|place|buy|order) (?:this|these|that|it|any)"
-        r"|someone (?:else )?(?:logged|used|placed|accessed|bought)|not made by me)\b",
+        r"|someone (?:else )?(?:logged|used|placed|accessed|bought)|not made by me"
+        r"|unrecogni[sz]ed (?:payment|charge|transaction|debit)s?"
+        r"|(?:payment|charge|transaction|debit)s?\b[^.?!]{0,60}\b(?:i |we )?(?:don'?t|dont|do not|didn'?t|didnt|did not) recogni[sz]e"
+        r"|(?:don'?t|dont|do not) recogni[sz]e (?:th(?:is|ese|at|ose) |the |a |an |two |any )?(?:\w+ )?(?:payment|charge|transaction|debit)s?)\b",
     ),
     _signal(
         "chargeback", "critical",

@@ -131,19 +131,25 @@ class Drafter:
         Polishes the template drafts (see :mod:`triage.drafting.generators`); its output is
         used only when it passes the checks.
     low_confidence : float
-        Below the search's knowledge-gap threshold, an answer whose intent agrees with a
-        confident triage intent is still used (flagged ``needs_human``) down to this search
-        confidence; 0.3 was chosen on the held-out messages (``benchmarks/bench_drafts.py``).
+        When the search is unsure (a knowledge gap, or its top hit is of another intent), the
+        best answer of a confident triage intent is still used, flagged ``needs_human``, down to
+        this search confidence in [0, 1]; below it the draft is a holding reply.
+    pool : int
+        Search hits the drafter chooses from (``assist`` searches at least this deep and still
+        returns its `k`): an answer of the triage intent is often just below the top three.
     """
 
     name = "template"
 
     def __init__(self, templates: str | Path | None = None, *, timezone: str = "Asia/Shanghai",
-                 generator=None, low_confidence: float = 0.3) -> None:
+                 generator=None, low_confidence: float = 0.1, pool: int = 10) -> None:
         if not 0.0 <= low_confidence <= 1.0:
             raise ValueError(f"low_confidence must be in [0, 1], got {low_confidence}")
+        if pool < 1:
+            raise ValueError(f"pool must be at least 1, got {pool}")
         self.templates_dir = templates
         self.low_confidence = low_confidence
+        self.pool = pool
         self.timezone = ZoneInfo(timezone)
         self.generator = generator
         self._sets: dict[str, TemplateSet] | None = None
@@ -254,17 +260,26 @@ class Drafter:
         return draft
 
     def _choose_entry(self, result: TriageResult, answers: SearchResult, reasons: list[str]) -> KBEntry | None:
-        """The top hit when the search is confident; below that, down to `low_confidence` and
-        never for a critical case, the best hit of the intent triage is sure of (two signals
-        agreeing), flagged for a check; otherwise none (a holding reply)."""
-        if answers.hits and not answers.knowledge_gap:
-            return answers.hits[0].entry
-        if answers.hits and not result.intent.abstained and answers.confidence >= self.low_confidence \
-                and result.urgency.level != "critical":  # a critical case gets no guesswork
-            for hit in answers.hits:
-                if hit.entry.intent == result.intent.label:
-                    reasons.append("low-confidence answer: check that it fits")
-                    return hit.entry
+        """The best hit of the intent triage is sure of: unflagged when it is also the search's
+        confident top hit, flagged for a check when the search is unsure (down to
+        `low_confidence`; in a critical case only when it is also the top hit, so a burning
+        charger never gets some other quality answer from further down). Without such a hit,
+        the top hit when the search is confident; otherwise none (a holding reply).
+
+        Triage ranks intents better than the search ranks entries (it is trained on messages,
+        the search matches them to a few questions per entry), so on disagreement its intent wins.
+        """
+        hits = answers.hits[: self.pool]
+        if not result.intent.abstained:
+            match = next((h for h in hits if h.entry.intent == result.intent.label), None)
+            if match is not None and match is hits[0] and not answers.knowledge_gap:
+                return match.entry
+            if match is not None and answers.confidence >= self.low_confidence \
+                    and (match is hits[0] or result.urgency.level != "critical"):
+                reasons.append("low-confidence answer: check that it fits")
+                return match.entry
+        if hits and not answers.knowledge_gap:
+            return hits[0].entry
         reasons.append("no good knowledge-base answer")
         return None
 
