@@ -62,6 +62,15 @@ if __name__ == "__main__":
          ["unfilled placeholders across all drafts", str(placeholders)]],
     )
     print("most frequent (gold intent, entry intent) mismatches:", [m for m in misses.most_common(6) if m[1]])
+    # The other side of the trade-off: questions no entry answers should get a holding reply or a flag.
+    unanswerable = [r["text"] for path in sorted((ROOT / "data" / "eval" / "kb_queries").glob("*.jsonl"))
+                    for _, r in iter_records(path) if r["entry_id"] is None]
+    gap_drafts = [a.draft for a in t.assist_batch(unanswerable)]
+    print_table(f"drafts for the {len(unanswerable)} knowledge-base queries that no entry answers",
+                ["outcome", "share"],
+                [["holding reply", sum(not d.kb_ids for d in gap_drafts) / len(gap_drafts)],
+                 ["an entry, flagged for a check (needs_human)", sum(bool(d.kb_ids) and d.needs_human for d in gap_drafts) / len(gap_drafts)],
+                 ["an entry, not flagged", sum(bool(d.kb_ids) and not d.needs_human for d in gap_drafts) / len(gap_drafts)]])
     sweep = []
     texts = [r["text"] for r in rows]
     for low, pool in ((1.0, 3), (0.3, 3), (0.1, 3), (0.3, 10), (0.1, 10), (0.0, 10), (0.1, 20)):

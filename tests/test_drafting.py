@@ -90,6 +90,36 @@ def test_critical_gap_and_human_requests_need_a_person(default_triage):
         _no_placeholders(d)
 
 
+def test_the_answer_follows_the_triage_intent_and_a_critical_case_gets_no_deeper_guess(default_triage):
+    from dataclasses import replace
+
+    drafter = Drafter(low_confidence=0.2)
+    assisted = default_triage.assist("退款一般多久能到账？")
+    result, answers = assisted.triage, assisted.answers
+    assert result.intent.label == "refund" and not result.intent.abstained
+    own = next(h for h in answers.hits if h.entry.intent == "refund")
+    foreign = default_triage.knowledge_base.search("怎么开增值税发票", k=1).hits[0]
+    assert foreign.entry.intent == "invoice"
+
+    def chosen(hits, *, gap, confidence, triaged=result):
+        draft = drafter.compose(triaged, replace(answers, hits=hits, knowledge_gap=gap, confidence=confidence))
+        return draft.kb_ids, "low-confidence answer: check that it fits" in draft.reasons
+
+    assert chosen((own, foreign), gap=False, confidence=0.9) == ((own.id,), False)
+    # Triage's intent wins a disagreement, flagged for a check.
+    assert chosen((foreign, own), gap=False, confidence=0.9) == ((own.id,), True)
+    assert chosen((foreign, own), gap=True, confidence=0.3) == ((own.id,), True)
+    assert chosen((foreign, own), gap=True, confidence=0.1) == ((), False)  # below low_confidence
+    critical = replace(result, urgency=replace(result.urgency, level="critical"))
+    assert chosen((own, foreign), gap=True, confidence=0.3, triaged=critical) == ((own.id,), True)
+    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=critical) == ((), False)
+    unsure = replace(result, intent=replace(result.intent, abstained=True))
+    assert chosen((foreign, own), gap=False, confidence=0.9, triaged=unsure) == ((foreign.id,), False)
+    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=unsure) == ((), False)
+    with pytest.raises(ValueError, match="pool must be at least 1"):
+        Drafter(pool=0)
+
+
 def test_missing_slots_are_marked_or_dropped_never_left_as_placeholders(default_triage):
     d = default_triage.assist("我被重复扣款了，怎么办").draft
     assert d.missing_slots == ("amount",) and "【请填写金额】" in d.zh and "[fill in amount]" in d.en
