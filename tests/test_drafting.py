@@ -90,7 +90,7 @@ def test_critical_gap_and_human_requests_need_a_person(default_triage):
         _no_placeholders(d)
 
 
-def test_the_answer_follows_the_triage_intent_and_a_critical_case_gets_no_deeper_guess(default_triage):
+def test_the_answer_follows_the_triage_intent_flagged_when_either_side_is_unsure(default_triage):
     from dataclasses import replace
 
     drafter = Drafter(low_confidence=0.2)
@@ -111,11 +111,15 @@ def test_the_answer_follows_the_triage_intent_and_a_critical_case_gets_no_deeper
     assert chosen((foreign, own), gap=True, confidence=0.3) == ((own.id,), True)
     assert chosen((foreign, own), gap=True, confidence=0.1) == ((), False)  # below low_confidence
     critical = replace(result, urgency=replace(result.urgency, level="critical"))
-    assert chosen((own, foreign), gap=True, confidence=0.3, triaged=critical) == ((own.id,), True)
-    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=critical) == ((), False)
+    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=critical) == ((own.id,), True)
+    # An abstaining triage still picks the intent, but never unflagged.
     unsure = replace(result, intent=replace(result.intent, abstained=True))
-    assert chosen((foreign, own), gap=False, confidence=0.9, triaged=unsure) == ((foreign.id,), False)
-    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=unsure) == ((), False)
+    assert chosen((own, foreign), gap=False, confidence=0.9, triaged=unsure) == ((own.id,), True)
+    assert chosen((foreign, own), gap=True, confidence=0.3, triaged=unsure) == ((own.id,), True)
+    assert chosen((foreign, own), gap=True, confidence=0.1, triaged=unsure) == ((), False)
+    # No answer of triage's intent: the search's top hit only when it is confident.
+    assert chosen((foreign,), gap=False, confidence=0.9) == ((foreign.id,), False)
+    assert chosen((foreign,), gap=True, confidence=0.9) == ((), False)
     with pytest.raises(ValueError, match="pool must be at least 1"):
         Drafter(pool=0)
 

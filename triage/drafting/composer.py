@@ -131,9 +131,10 @@ class Drafter:
         Polishes the template drafts (see :mod:`triage.drafting.generators`); its output is
         used only when it passes the checks.
     low_confidence : float
-        When the search is unsure (a knowledge gap, or its top hit is of another intent), the
-        best answer of a confident triage intent is still used, flagged ``needs_human``, down to
-        this search confidence in [0, 1]; below it the draft is a holding reply.
+        When triage abstains or the search is unsure (a knowledge gap, or its top hit is of
+        another intent), the best answer of triage's intent is still used, flagged
+        ``needs_human``, down to this search confidence in [0, 1]; below it the draft is a
+        holding reply.
     pool : int
         Search hits the drafter chooses from (``assist`` searches at least this deep and still
         returns its `k`): an answer of the triage intent is often just below the top three.
@@ -260,24 +261,23 @@ class Drafter:
         return draft
 
     def _choose_entry(self, result: TriageResult, answers: SearchResult, reasons: list[str]) -> KBEntry | None:
-        """The best hit of the intent triage is sure of: unflagged when it is also the search's
-        confident top hit, flagged for a check when the search is unsure (down to
-        `low_confidence`; in a critical case only when it is also the top hit, so a burning
-        charger never gets some other quality answer from further down). Without such a hit,
-        the top hit when the search is confident; otherwise none (a holding reply).
+        """The best hit of triage's intent: unflagged when triage is sure and it is also the
+        search's confident top hit, flagged for a check otherwise (down to a search confidence of
+        `low_confidence`). Without such a hit, the top hit when the search is confident;
+        otherwise none (a holding reply).
 
         Triage ranks intents better than the search ranks entries (it is trained on messages,
-        the search matches them to a few questions per entry), so on disagreement its intent wins.
+        the search matches them to a few questions per entry), so on disagreement its intent
+        wins, even its best guess when it abstains: on the held-out messages that guess is right
+        more often than the search's top hit, and the flag sends the draft to a person either way.
         """
         hits = answers.hits[: self.pool]
-        if not result.intent.abstained:
-            match = next((h for h in hits if h.entry.intent == result.intent.label), None)
-            if match is not None and match is hits[0] and not answers.knowledge_gap:
-                return match.entry
-            if match is not None and answers.confidence >= self.low_confidence \
-                    and (match is hits[0] or result.urgency.level != "critical"):
-                reasons.append("low-confidence answer: check that it fits")
-                return match.entry
+        match = next((h for h in hits if h.entry.intent == result.intent.label), None)
+        if match is not None and match is hits[0] and not answers.knowledge_gap and not result.intent.abstained:
+            return match.entry
+        if match is not None and answers.confidence >= self.low_confidence:
+            reasons.append("low-confidence answer: check that it fits")
+            return match.entry
         if hits and not answers.knowledge_gap:
             return hits[0].entry
         reasons.append("no good knowledge-base answer")
