@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -49,9 +50,13 @@ class Encoder:
 
     name: str = ""
     batch_size: int = 256
+    #: Recent texts whose vectors are remembered (per role); 0 turns the memory off.
+    cache_size: int = 2048
 
     def __init__(self) -> None:
         self._ready = False
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._dim: int | None = None
         self._load_lock = threading.Lock()
 
@@ -97,16 +102,31 @@ class Encoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Ticket streams repeat themselves ("hi", "在吗"): embed each distinct text once.
-        unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-        parts = [
-            self._encode(list(unique[i : i + self.batch_size]), role)
-            for i in range(0, len(unique), self.batch_size)
-        ]
-        out = np.ascontiguousarray(np.vstack(parts)[inverse.reshape(-1)], dtype=np.float32)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        # Ticket streams repeat themselves ("hi", "在吗") and `assist` embeds a message for triage
+        # and again for its search: each distinct text is embedded once, recent ones are recalled.
+        distinct = list(dict.fromkeys(texts))
+        with self._cache_lock:
+            vectors = {t: self._cache[(role, t)] for t in distinct if (role, t) in self._cache}
+            for t in vectors:
+                self._cache.move_to_end((role, t))
+        new = [t for t in distinct if t not in vectors]
+        if new:
+            fresh = np.vstack([self._encode(new[i : i + self.batch_size], role)
+                               for i in range(0, len(new), self.batch_size)]).astype(np.float32)
+            norms = np.linalg.norm(fresh, axis=1, keepdims=True)
+            np.divide(fresh, norms, out=fresh, where=norms > 0)
+            vectors.update(zip(new, fresh))
+            self._remember(role, new[-self.cache_size :] if self.cache_size else [], vectors)
+        return np.stack([vectors[t] for t in texts])
+
+    def _remember(self, role: str, texts: list[str], vectors: dict[str, np.ndarray]) -> None:
+        with self._cache_lock:
+            for t in texts:
+                row = vectors[t].copy()  # not a view that would keep the whole batch alive
+                row.flags.writeable = False
+                self._cache[(role, t)] = row
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
 
     def _load(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

