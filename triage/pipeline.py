@@ -41,6 +41,7 @@ from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES
 from .urgency import decide_urgency
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+_BATCH_SLICE = 1024  # messages featurised together in triage_batch
 
 
 def shipped_path(installed: str, checkout: str) -> Path | None:
@@ -278,8 +279,11 @@ class Triage:
                 if on_error == "raise":
                     raise
                 out[i] = TriageFailure(index=i, error=str(exc))
-        if docs:
-            for i, result in zip(positions, self._triage_docs(docs, [times[i] for i in positions], explain)):
+        # In slices, so the feature matrices of a huge batch never sit in memory at once.
+        for start in range(0, len(docs), _BATCH_SLICE):
+            where = positions[start : start + _BATCH_SLICE]
+            for i, result in zip(where, self._triage_docs(docs[start : start + _BATCH_SLICE],
+                                                          [times[i] for i in where], explain)):
                 out[i] = result
         return out  # type: ignore[return-value]
 
