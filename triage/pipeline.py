@@ -41,7 +41,7 @@ from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES
 from .urgency import decide_urgency
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_BATCH_SLICE = 1024  # messages featurised together in triage_batch
+_BATCH_SLICE = 512  # messages featurised together in triage_batch (bounds its memory)
 
 
 def shipped_path(installed: str, checkout: str) -> Path | None:
