@@ -18,6 +18,8 @@ from triage.data import iter_records
 
 if __name__ == "__main__":
     heldout = list(dict.fromkeys(r["text"] for _, r in iter_records(ROOT / "data" / "eval" / "heldout.jsonl")))
+    if len(heldout) < 1520:
+        raise SystemExit(f"need 1,520 distinct held-out messages (20 to warm up, 500 per call), found {len(heldout)}")
     warm, *sets = heldout[:20], heldout[20:520], heldout[520:1020], heldout[1020:1520]
     t = triage.load()
     started = time.perf_counter()

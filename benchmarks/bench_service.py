@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -41,18 +43,16 @@ def messages() -> list[str]:
 
 
 async def one_client(host: str, port: int, path: str, bodies: list[bytes], start: float, stop: float,
-                     latencies: list[float], statuses: dict[int, int], offset: int) -> None:
+                     latencies: list[float], statuses: dict[int, int], cursor: Iterator[int]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {KEY}\r\n"
             "Content-Type: application/json\r\n").encode()
-    i = offset
     try:
         while True:
             now = time.perf_counter()
             if now >= stop:
                 break
-            body = bodies[i % len(bodies)]
-            i += 1
+            body = bodies[next(cursor) % len(bodies)]
             writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
             await writer.drain()
             status = int((await reader.readline()).split()[1])
@@ -69,13 +69,13 @@ async def one_client(host: str, port: int, path: str, bodies: list[bytes], start
 
 
 async def load(host: str, port: int, path: str, bodies: list[bytes], clients: int, warmup: float,
-               duration: float) -> tuple[list[float], dict[int, int], float]:
+               duration: float, cursor: Iterator[int]) -> tuple[list[float], dict[int, int], float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     start = time.perf_counter() + warmup
     stop = start + duration
-    await asyncio.gather(*(one_client(host, port, path, bodies, start, stop, latencies, statuses,
-                                      offset=c * 17) for c in range(clients)))
+    await asyncio.gather(*(one_client(host, port, path, bodies, start, stop, latencies, statuses, cursor)
+                           for _ in range(clients)))
     return latencies, statuses, duration
 
 
@@ -88,10 +88,11 @@ def batch_sizes(url: str) -> dict[str, tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def measure(server, endpoint: str, clients: int, bodies: list[bytes], warmup: float, duration: float) -> dict:
+def measure(server, endpoint: str, clients: int, bodies: list[bytes], warmup: float, duration: float,
+            cursor: Iterator[int]) -> dict:
     before = batch_sizes(server.url).get(endpoint, (0.0, 0.0))
     latencies, statuses, duration = asyncio.run(load("127.0.0.1", server.port, f"/v1/{endpoint}", bodies, clients,
-                                                     warmup, duration))
+                                                     warmup, duration, cursor))
     after = batch_sizes(server.url).get(endpoint, (0.0, 0.0))
     ms = np.array(latencies) * 1000
     batches = after[1] - before[1]
@@ -124,10 +125,12 @@ def main() -> None:
             config = {"api_keys": [{"name": "bench", "hash": hash_key(KEY),
                                     "rate_limit": {"per_second": 1e6, "burst": 1_000_000}}]}
             server = ServiceProcess(config, Path(tmp), workers=workers).start()
+            # One cursor for every client and cell: no message is sent twice until all have been.
+            cursor = itertools.count()
             try:
                 for endpoint in args.endpoints:
                     for clients in args.clients:
-                        record = measure(server, endpoint, clients, bodies, args.warmup, args.duration)
+                        record = measure(server, endpoint, clients, bodies, args.warmup, args.duration, cursor)
                         records.append({"workers": workers, **record})
                         rows.append([workers, record["endpoint"], clients, record["requests"], record["errors"],
                                      f"{record['rps']:.0f}", f"{record['p50_ms']:.1f}", f"{record['p99_ms']:.1f}",

@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import triage
-    from retrieval.encoders import Encoder, get_encoder
+    from retrieval.encoders import get_encoder
     from triage.data import iter_records
 
     rows = [r["text"] for name in ("eval/heldout.jsonl", "training/train.jsonl")
@@ -69,7 +69,7 @@ def main() -> None:
     started = time.perf_counter()
     encoder.encode(texts)
     encoder_rate = len(texts) / (time.perf_counter() - started)
-    encoder.cache_size = Encoder.cache_size
+    del encoder.cache_size  # back to the class default
     started = time.perf_counter()
     t.triage_batch(texts)
     batch_rate = len(texts) / (time.perf_counter() - started)

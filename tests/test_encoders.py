@@ -80,9 +80,21 @@ def test_recent_texts_are_embedded_once_per_role_within_a_bounded_memory():
     enc.encode(["a", "b", "c"])  # memory holds 3: the oldest texts are forgotten
     enc.encode(["在吗"])
     assert enc.seen[-1] == ("query", "在吗")
+    enc.encode(["long " * 300]), enc.encode(["long " * 300])  # too long to remember
+    assert enc.seen[-2:] == [("query", "long " * 300)] * 2
     enc.cache_size = 0
     enc.encode(["x"]), enc.encode(["x"])
     assert enc.seen[-2:] == [("query", "x"), ("query", "x")]
+
+
+def test_usem3_split_over_threads_keeps_rows_in_order():
+    from retrieval.encoders import USEM3Encoder
+
+    texts = [f"订单 {i} 什么时候发货 / when does order {i} ship" for i in range(300)]
+    split, single = USEM3Encoder(threads=2), USEM3Encoder(threads=1)
+    split.cache_size = single.cache_size = 0
+    assert len(texts) >= split._split_from * split.threads  # the threaded path runs
+    np.testing.assert_allclose(split.encode(texts), single.encode(texts), atol=1e-5)
 
 
 def test_e5_query_and_passage_roles():

@@ -39,6 +39,23 @@ def test_sklearn_contract(data):
     assert head.fit(X, y).temperature_ == 1.0
 
 
+def test_scores_match_the_estimator_for_lists_sparse_and_binary_input_and_bad_shapes_are_named(data):
+    from scipy import sparse
+
+    X, y = data
+    yb = np.where(np.isin(y, ["a", "b"]), "neg", "pos")
+    for labels in (y, yb):
+        head = CalibratedLinearHead(calibration_folds=0).fit(X, labels)
+        expected = head._as_matrix(head.estimator_.decision_function(X[:20]))
+        np.testing.assert_allclose(head.decision_function(X[:20]), expected, rtol=1e-6)
+        np.testing.assert_allclose(head.decision_function(sparse.csr_matrix(X[:20])), expected, rtol=1e-6)
+        np.testing.assert_allclose(head.decision_function(X[:20].tolist()), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"expects \(n_samples, 30\)"):
+        head.decision_function(X[:, :5])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        head.decision_function(np.full((1, 30), np.nan))
+
+
 def test_single_label_is_refused(data):
     X, _ = data
     with pytest.raises(ValueError, match="at least two labels"):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import triage
+from retrieval.encoders import get_encoder
 from triage import TextInputError, TriageFailure, TriageResult
 
 CASES = [
@@ -47,6 +48,8 @@ def test_legal_threat_is_critical_with_a_reason_and_one_hour_due(default_triage)
 
 def test_batch_equals_one_by_one_and_keeps_bad_rows_in_place(default_triage, monkeypatch):
     monkeypatch.setattr("triage.pipeline._BATCH_SLICE", 2)  # a large batch runs in slices
+    # Single calls embed afresh rather than recall what the batch embedded.
+    monkeypatch.setattr(get_encoder(default_triage.bundle.encoder), "cache_size", 0)
     texts = [CASES[0][0], "", CASES[4][0], None, "   ", CASES[6][0]]
     when = datetime(2026, 3, 1, tzinfo=timezone.utc)
     batch = default_triage.triage_batch(texts, received_at=when)

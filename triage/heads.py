@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -162,6 +163,10 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         coef = self.estimator_.coef_
+        if not sparse.issparse(X):
+            X = np.asarray(X, dtype=np.float64)
+            if not np.isfinite(X).all():
+                raise ValueError("X contains NaN or infinity; features must be finite")
         if X.ndim != 2 or X.shape[1] != coef.shape[1]:
             raise ValueError(f"X has shape {X.shape}; this head expects (n_samples, {coef.shape[1]}) features")
         scores = np.asarray(X @ coef.T) + self.estimator_.intercept_
