@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy import sparse
 
 from .text import tokenize
 
@@ -104,6 +103,8 @@ class BM25Index:
         return len(self._docs)
 
     def _build(self) -> tuple:
+        from scipy import sparse  # here, so importing the library (and serving triage) does not load SciPy
+
         ids = list(self._docs)
         vocab: dict[str, int] = {}
         rows, cols, tfs = [], [], []

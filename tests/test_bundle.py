@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from triage import Triage
-from triage.bundle import BundleError, load_bundle, read_manifest, save_bundle
+from triage.bundle import BundleError, load_bundle, load_serving, read_manifest, save_bundle
 from triage.training import train_bundle
 
 TEXTS = [
@@ -29,7 +29,7 @@ def test_manifest_describes_the_bundle(small_bundle, tmp_path):
     assert manifest["categories"]["refund"] == "after_sales"
     assert len(manifest["training_data"]["sha256"]) == 64
     assert manifest["library_versions"]["scikit-learn"]
-    assert set(manifest["files"]) == {"featurizer", "intent"}
+    assert set(manifest["files"]) == {"featurizer", "intent", "serving"}
     assert not list(tmp_path.glob(".b.*")), "staging directory left behind"
 
 
@@ -86,18 +86,22 @@ def test_file_paths_must_stay_inside_the_bundle(small_bundle, tmp_path):
     "change, message",
     [
         (lambda m: m.update(format_version="2"), "format_version must be an integer"),
-        (lambda m: m.update(files=[]), "lists no featurizer"),
+        (lambda m: m.update(files=[]), "must list the featurizer and serving files"),
+        (lambda m: m.update(format_version=1), "written by an earlier kefu-triage; retrain it"),
         (lambda m: m["files"].update(intent={"sha256": "x"}), "needs string 'path' and 'sha256'"),
     ],
 )
-def test_malformed_manifests_are_bundle_errors(small_bundle, tmp_path, change, message):
+@pytest.mark.parametrize("load", [load_bundle, load_serving])
+def test_malformed_manifests_are_bundle_errors(small_bundle, tmp_path, change, message, load):
     save_bundle(small_bundle, tmp_path / "b")
+    if load is load_serving and "sha256" in message:
+        change = lambda m: m["files"].update(serving={"sha256": "x"})  # noqa: E731
     _rewrite_manifest(tmp_path / "b", change)
     with pytest.raises(BundleError, match=message):
-        load_bundle(tmp_path / "b")
+        load(tmp_path / "b")
     (tmp_path / "b" / "manifest.json").write_text("[1, 2]")
     with pytest.raises(BundleError, match="must hold a JSON object"):
-        load_bundle(tmp_path / "b")
+        load(tmp_path / "b")
 
 
 def test_tampered_file_is_refused(small_bundle, tmp_path):
@@ -147,4 +151,4 @@ def test_shipped_default_matches_its_manifest(default_triage):
     assert manifest["metrics"]["heldout"]["intent"]["accuracy"] > 0.8
     bundle = default_triage.bundle
     for head, model in bundle.heads.items():
-        assert [str(c) for c in model.classes_] == manifest["heads"][head]["labels"]
+        assert [str(c) for c in model.classes] == manifest["heads"][head]["labels"]

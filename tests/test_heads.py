@@ -4,6 +4,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 
 from triage.heads import CalibratedLinearHead, expected_calibration_error, fit_temperature, make_head
+from triage.serving import two_columns
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_logreg_and_binary(data):
     yb = np.where(np.isin(y, ["a", "b"]), "neg", "pos")
     head = make_head("logreg", C=1.0).fit(X, yb)
     assert head.predict_proba(X).shape == (600, 2)
-    assert head.class_weights().shape == (2, X.shape[1])
+    assert head.serving().class_weights().shape == (2, X.shape[1])
 
 
 def test_sklearn_contract(data):
@@ -46,7 +47,7 @@ def test_scores_match_the_estimator_for_lists_sparse_and_binary_input_and_bad_sh
     yb = np.where(np.isin(y, ["a", "b"]), "neg", "pos")
     for labels in (y, yb):
         head = CalibratedLinearHead(calibration_folds=0).fit(X, labels)
-        expected = head._as_matrix(head.estimator_.decision_function(X[:20]))
+        expected = two_columns(head.estimator_.decision_function(X[:20]))
         np.testing.assert_allclose(head.decision_function(X[:20]), expected, rtol=1e-6)
         np.testing.assert_allclose(head.decision_function(sparse.csr_matrix(X[:20])), expected, rtol=1e-6)
         np.testing.assert_allclose(head.decision_function(X[:20].tolist()), expected, rtol=1e-6)

@@ -8,7 +8,7 @@
 
 from retrieval.text import TextInputError
 
-from .bundle import Bundle, BundleError, load_bundle, save_bundle
+from .bundle import Bundle, BundleError, load_bundle, load_serving, save_bundle
 from .entities import Entity, extract_entities, mask_pii
 from .pipeline import AbstainPolicy, Triage, default_bundle_path, default_kb_path, load, open_knowledge_base
 from .results import (
@@ -22,7 +22,6 @@ from .results import (
     UrgencyResult,
 )
 from .taxonomy import INTENT_CATEGORIES, INTENTS, SENTIMENTS, URGENCY_LEVELS
-from .training import train_bundle
 
 __version__ = "0.1.0"
 
@@ -30,5 +29,14 @@ __all__ = [
     "AbstainPolicy", "AssistResult", "default_kb_path", "open_knowledge_base", "Bundle", "BundleError", "Contribution", "Entity", "INTENTS", "INTENT_CATEGORIES",
     "IntentResult", "SENTIMENTS", "SentimentResult", "TextInputError", "Triage", "TriageFailure",
     "TriageResult", "URGENCY_LEVELS", "UrgencyReason", "UrgencyResult", "default_bundle_path",
-    "extract_entities", "load", "load_bundle", "mask_pii", "save_bundle", "train_bundle",
+    "extract_entities", "load", "load_bundle", "load_serving", "mask_pii", "save_bundle", "train_bundle",
 ]
+
+
+def __getattr__(name: str):
+    # Training needs scikit-learn, which serving never imports: loaded when first asked for.
+    if name == "train_bundle":
+        from .training import train_bundle
+
+        return train_bundle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

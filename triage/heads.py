@@ -12,12 +12,14 @@ from collections.abc import Callable
 import numpy as np
 from scipy import sparse
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
+
+from .serving import ServingHead, softmax, two_columns
 
 HEADS: dict[str, Callable[..., "CalibratedLinearHead"]] = {}
 
@@ -134,10 +136,10 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             oof = cross_val_predict(
                 clone(self._estimator()), X, y, cv=cv, method="decision_function"
             )
-            oof = self._as_matrix(oof)
-            before = expected_calibration_error(softmax(oof, axis=1), y_index)
+            oof = two_columns(oof)
+            before = expected_calibration_error(softmax(oof), y_index)
             self.temperature_ = fit_temperature(oof, y_index)
-            proba = softmax(oof / self.temperature_, axis=1)
+            proba = softmax(oof / self.temperature_)
             self.calibration_ = {
                 "method": "temperature",
                 "folds": folds,
@@ -147,13 +149,6 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
                 "ece_after": round(expected_calibration_error(proba, y_index), 4),
             }
         return self
-
-    @staticmethod
-    def _as_matrix(scores: np.ndarray) -> np.ndarray:
-        # Binary linear models give one column (the positive class); softmax wants two.
-        if scores.ndim == 1:
-            return np.column_stack([-scores / 2, scores / 2])
-        return scores
 
     def decision_function(self, X) -> np.ndarray:
         """Raw scores, shape ``(n_samples, n_classes)``.
@@ -170,21 +165,21 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != coef.shape[1]:
             raise ValueError(f"X has shape {X.shape}; this head expects (n_samples, {coef.shape[1]}) features")
         scores = np.asarray(X @ coef.T) + self.estimator_.intercept_
-        return self._as_matrix(scores[:, 0] if coef.shape[0] == 1 else scores)
+        return two_columns(scores[:, 0] if coef.shape[0] == 1 else scores)
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1."""
-        return softmax(self.decision_function(X) / self.temperature_, axis=1)
+        return softmax(self.decision_function(X) / self.temperature_)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
-    def class_weights(self) -> np.ndarray:
-        """Linear weights, shape ``(n_classes, n_features)``, for explanations."""
-        coef = self.estimator_.coef_
-        if coef.shape[0] == 1:
-            return np.vstack([-coef[0] / 2, coef[0] / 2])
-        return coef
+    def serving(self) -> ServingHead:
+        """The fitted head as the runtime uses it."""
+        check_is_fitted(self, "estimator_")
+        return ServingHead(classes=self.classes_, coef=np.asarray(self.estimator_.coef_, dtype=np.float32),
+                           intercept=np.asarray(self.estimator_.intercept_, dtype=np.float64),
+                           temperature=float(self.temperature_))
 
 
 register_head("linear-svm")(lambda **p: CalibratedLinearHead(model="linear-svm", **p))

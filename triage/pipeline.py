@@ -10,12 +10,13 @@ import functools
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from retrieval.encoders import get_encoder
 from retrieval import store
@@ -23,12 +24,10 @@ from retrieval.search import KnowledgeBase
 from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
 from retrieval.text import warm_up as load_text_resources
 
-from .bundle import MANIFEST, Bundle, load_bundle
+from .bundle import MANIFEST, Bundle, load_serving
 from .drafting import Draft, Drafter, Generator, make_generator
-from .feedback import FeedbackStore
 from .entities import extract_entities
-from .features import EMBEDDING_FEATURE, TextFeaturizer
-from .heads import CalibratedLinearHead
+from .serving import EMBEDDING_FEATURE, FeatureRows, ServingFeaturizer, ServingHead, ServingModel
 from .results import (
     AssistResult,
     Contribution,
@@ -39,6 +38,9 @@ from .results import (
 )
 from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES
 from .urgency import decide_urgency
+
+if TYPE_CHECKING:
+    from .feedback import FeedbackStore
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _BATCH_SLICE = 512  # messages featurised together in triage_batch (bounds its memory)
@@ -104,9 +106,8 @@ class AbstainPolicy:
 
 @dataclass
 class _HeadGroup:
-    featurizer: TextFeaturizer
-    heads: dict[str, CalibratedLinearHead]
-    feature_names: np.ndarray | None = None
+    featurizer: ServingFeaturizer
+    heads: dict[str, ServingHead]
 
 
 class Triage:
@@ -114,9 +115,9 @@ class Triage:
 
     Parameters
     ----------
-    model : str, path, Bundle or None
-        A bundle directory, an in-memory :class:`~triage.bundle.Bundle`, or None for the
-        shipped default. Heads the bundle lacks (say, a bundle trained only for intent) come
+    model : str, path, Bundle, ServingModel or None
+        A bundle directory, an in-memory :class:`~triage.bundle.Bundle` (say, just trained) or
+        :class:`~triage.serving.ServingModel`, or None for the shipped default. Heads the bundle lacks (say, a bundle trained only for intent) come
         from the default bundle.
     max_chars : int
         Longer messages are truncated to this many characters and flagged ``truncated``.
@@ -139,7 +140,7 @@ class Triage:
 
     def __init__(
         self,
-        model: str | os.PathLike | Bundle | None = None,
+        model: str | os.PathLike | Bundle | ServingModel | None = None,
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
         abstain: AbstainPolicy | dict | None = None,
@@ -161,12 +162,16 @@ class Triage:
         self._kb_source = knowledge_base
         self._kb: KnowledgeBase | None = knowledge_base if isinstance(knowledge_base, KnowledgeBase) else None
         self.drafter = drafter or Drafter()
-        self.feedback_store = feedback_store if isinstance(feedback_store, FeedbackStore) or feedback_store is None \
-            else FeedbackStore(feedback_store)
+        self.feedback_store: FeedbackStore | None = None
+        if feedback_store is not None:
+            from .feedback import FeedbackStore  # SQLAlchemy: imported only when feedback is kept
+
+            self.feedback_store = feedback_store if isinstance(feedback_store, FeedbackStore) \
+                else FeedbackStore(feedback_store)
         if generator is not None:
             self.drafter.generator = make_generator(generator) if isinstance(generator, str) else generator
         self._lock = threading.Lock()
-        self.bundle: Bundle | None = None
+        self.bundle: ServingModel | None = None
 
     # ------------------------------------------------------------------ loading
     def warm_up(self) -> "Triage":
@@ -179,24 +184,30 @@ class Triage:
         return self
 
     def _load_groups(self) -> list[_HeadGroup]:
-        if isinstance(self.model, Bundle):
+        if isinstance(self.model, ServingModel):
             bundle = self.model
+        elif isinstance(self.model, Bundle):
+            bundle = self.model.serving()
         else:
-            bundle = load_bundle(self.model if self.model is not None else default_bundle_path())
+            bundle = load_serving(self.model if self.model is not None else default_bundle_path())
         self.bundle = bundle
         groups = [_HeadGroup(bundle.featurizer, dict(bundle.heads))]
         missing = [h for h in HEADS if h not in bundle.heads]
         if missing:
-            default = load_bundle(default_bundle_path())
+            default = load_serving(default_bundle_path())
             groups.append(_HeadGroup(default.featurizer, {h: default.heads[h] for h in missing}))
         if isinstance(self._abstain, AbstainPolicy):
             self.abstain = self._abstain
         else:
             self.abstain = AbstainPolicy.from_dict(self._abstain or bundle.manifest.get("abstain"))
         self.categories = {**INTENT_CATEGORIES, **bundle.manifest.get("categories", {})}
-        for group in groups:
-            get_encoder(group.featurizer.encoder).warm_up()
-        load_text_resources()
+        # The encoder's weight files are read and inflated outside the GIL, so they load while this
+        # thread builds the jieba and OpenCC tables (about 0.3 s less on 2 cores).
+        with ThreadPoolExecutor(1) as pool:
+            loading = [pool.submit(get_encoder(g.featurizer.encoder).warm_up) for g in groups]
+            load_text_resources()
+            for future in loading:
+                future.result()
         return groups
 
     @property
@@ -367,12 +378,12 @@ class Triage:
         classes: dict[str, np.ndarray] = {}
         explanations: dict[str, list[tuple[Contribution, ...]]] = {}
         for group in self._groups:
-            X = group.featurizer.transform(docs)
+            rows = group.featurizer.featurize(docs)
             for name, head in group.heads.items():
-                proba[name] = head.predict_proba(X)
-                classes[name] = head.classes_
+                proba[name] = head.predict_proba(rows)
+                classes[name] = head.classes
                 if explain:
-                    explanations[name] = self._explain(group, head, X, proba[name].argmax(axis=1))
+                    explanations[name] = self._explain(group, head, rows, proba[name].argmax(axis=1))
         results = []
         for i, doc in enumerate(docs):
             expl = {name: rows[i] for name, rows in explanations.items()}
@@ -425,17 +436,14 @@ class Triage:
         j = int(p.argmax())
         return SentimentResult(label=str(labels[j]), score=score, confidence=float(p[j]), explanation=explanation)
 
-    def _explain(self, group: _HeadGroup, head: CalibratedLinearHead, X: sparse.csr_matrix, winners) -> list:
+    def _explain(self, group: _HeadGroup, head: ServingHead, features: FeatureRows, winners) -> list:
         """Top features pushing each row towards its predicted label (weight x value)."""
-        if group.feature_names is None:
-            group.feature_names = group.featurizer.get_feature_names_out()
-        names = group.feature_names
+        names = group.featurizer.feature_names()
         weights = head.class_weights()
         rows = []
         for i, k in enumerate(winners):
-            row = X.getrow(i)
             contrib: dict[str, float] = {}
-            for col, val in zip(row.indices, row.data):
+            for col, val in zip(*features.row(i)):
                 name = names[col]
                 key = EMBEDDING_FEATURE if name.startswith("emb:") else name
                 contrib[key] = contrib.get(key, 0.0) + float(val * weights[k, col])

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from ..bundle import Bundle, load_bundle
+from ..bundle import Bundle, read_manifest
 from ..data import iter_records
 from ..training import train_bundle
 from .store import FeedbackStore
@@ -38,7 +38,7 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
     corrections = store.corrections()
     if not corrections:
         raise ValueError(f"{store.display_url} has no corrected intents or urgencies to learn from")
-    base = load_bundle(base_model)
+    base_manifest = read_manifest(base_model)
     texts: list[str] = []
     labels: dict[str, list[str | None]] = {head: [] for head in RETRAINED_HEADS}
     corrected_texts = {c["text"] for c in corrections}
@@ -57,12 +57,12 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
             for head in RETRAINED_HEADS:
                 labels[head].append(correction.get(head))
     labels = {head: values for head, values in labels.items() if any(values)}
-    featurizer = dict(base.manifest["featurizer"])
+    featurizer = dict(base_manifest["featurizer"])
     encoder = featurizer.pop("encoder")
     # "model" is implied by the registered head name, so it is not passed again.
-    head_params = {head: {k: v for k, v in base.manifest["heads"][head]["params"].items() if k != "model"}
-                   for head in labels if head in base.manifest["heads"]}
-    head_type = next(iter(base.manifest["heads"].values()))["head"]
+    head_params = {head: {k: v for k, v in base_manifest["heads"][head]["params"].items() if k != "model"}
+                   for head in labels if head in base_manifest["heads"]}
+    head_type = next(iter(base_manifest["heads"].values()))["head"]
     bundle = train_bundle(texts, labels, encoder=encoder, featurizer_params=featurizer, head=head_type,
                           head_params=head_params, version=version or f"feedback-{time.strftime('%Y.%m.%d-%H%M%S')}",
                           sources=[str(base_data), f"feedback: {store.display_url}"])
@@ -70,6 +70,6 @@ def retrain_from_feedback(store: FeedbackStore, base_data: str | os.PathLike, *,
     bundle.manifest["learned_from"] = {
         "feedback_db": store.display_url, "corrections": len(corrections), "weight": weight,
         "corrections_sha256": digest, "base_data": str(Path(base_data)), "base_rows": base_rows,
-        "base_model": base.manifest.get("version"),
+        "base_model": base_manifest.get("version"),
     }
     return bundle

@@ -28,7 +28,7 @@ from retrieval import store
 from retrieval.search import KnowledgeBase
 
 from .. import __version__
-from ..bundle import Bundle
+from ..serving import ServingModel
 from ..feedback import FeedbackError
 from ..helpdesk import (Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
                         WebhookPayloadError, make_adapter)
@@ -139,7 +139,7 @@ def _json(data: Any, status: int = 200) -> Response:
 class ServiceState:
     """What the routes share: the model, the batcher, keys, limits, adapters and the outbox."""
 
-    def __init__(self, config: ServiceConfig, triage: Triage | None, *, bundle: Bundle | None = None,
+    def __init__(self, config: ServiceConfig, triage: Triage | None, *, bundle: ServingModel | None = None,
                  worker: int = 0, workers: int = 1) -> None:
         self.config = config
         self.triage = triage or Triage(bundle or config.model, max_chars=config.max_chars,
@@ -275,7 +275,7 @@ class ServiceState:
         return key
 
 
-def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = None, bundle: Bundle | None = None,
+def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = None, bundle: ServingModel | None = None,
                worker: int = 0, workers: int = 1) -> FastAPI:
     """The application. `triage` reuses an already-loaded pipeline (embedding in a larger app);
     `bundle`, `worker` and `workers` are set by the pre-forking server."""

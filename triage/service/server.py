@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from retrieval.encoders import get_encoder
 
-from ..bundle import load_bundle
+from ..bundle import load_serving
 from ..pipeline import default_bundle_path
 from .app import create_app
 from .config import ServiceConfig
@@ -52,8 +52,8 @@ def serve(config: ServiceConfig, *, host: str = "127.0.0.1", port: int = 8080, w
     # cores spin against each other (measured: 25 req/s instead of 394 on 2 cores).
     os.environ.setdefault("KEFU_ENCODER_THREADS", "1")
     threadpool_limits(1)
-    bundle = load_bundle(config.model or default_bundle_path())
-    get_encoder(bundle.featurizer.encoder).warm_up()  # the big arrays, shared after fork
+    bundle = load_serving(config.model or default_bundle_path())
+    get_encoder(bundle.encoder).warm_up()  # the big arrays, shared after fork
     # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections
     # over the workers (one shared socket lets whichever worker wakes first take a whole burst).
     # This bound, never-listening socket claims the port up front, so a port in use fails here.

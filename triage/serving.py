@@ -1,0 +1,353 @@
+"""Scoring messages with a trained bundle's arrays and numpy alone.
+
+Training needs scikit-learn (vocabulary selection, the SVM solver, cross-validated calibration);
+scoring a message needs only what training learned: n-gram vocabularies with their IDF weights,
+and per head a weight matrix, intercepts and a temperature. This module is that runtime. It
+imports neither scikit-learn, SciPy nor skops, so ``triage.load()`` skips about two seconds of
+imports, and the scikit-learn estimators reuse its featurisation so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.encoders import get_encoder
+from retrieval.text import LANGUAGES, PreparedText, prepare, tokenize
+
+from .entities import ENTITY_TYPES, extract_entities
+
+SERVING_FILE = "serving.npz"
+EMBEDDING_FEATURE = "sentence embedding"
+_TERM_SEPARATOR = "\x00"  # never inside a term: prepare() removes control characters
+_ANALYZERS = ("char_wb", "word")
+
+
+def as_prepared(texts: Sequence[str | PreparedText]) -> list[PreparedText]:
+    """Prepared texts from raw or prepared ones; a bare string is refused."""
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got a single string")
+    return [t if isinstance(t, PreparedText) else prepare(t) for t in texts]
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a 2-D score array."""
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def two_columns(scores: np.ndarray) -> np.ndarray:
+    """Binary linear models score only the positive class (one column); softmax wants two."""
+    return np.column_stack([-scores / 2, scores / 2]) if scores.ndim == 1 else scores
+
+
+def segment_sums(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums of ``values[ends[i]:ends[i + 1]]`` along the first axis (0 for an empty segment).
+
+    Each segment is summed on its own, so a row's result never depends on the rows batched with it.
+    """
+    starts = ends[:-1]
+    out = np.zeros((len(starts), *values.shape[1:]), dtype=values.dtype)
+    filled = ends[1:] > starts
+    if filled.any():
+        out[filled] = np.add.reduceat(values, starts[filled], axis=0)
+    return out
+
+
+class NgramTfidf:
+    """Sublinear TF-IDF over n-grams, each row L2-normalised, with a fixed vocabulary.
+
+    Reproduces scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` transform for the two
+    analyzers the featurizer uses.
+
+    Parameters
+    ----------
+    analyzer : {"char_wb", "word"}
+        Character n-grams inside space-padded words, or n-grams of :func:`retrieval.text.tokenize` tokens.
+    ngram_range : (int, int)
+        Smallest and largest n.
+    terms : sequence of str
+        The vocabulary, in column order.
+    idf : numpy.ndarray
+        Inverse document frequency per term, shape ``(len(terms),)``.
+    """
+
+    def __init__(self, analyzer: str, ngram_range: tuple[int, int], terms: Sequence[str], idf: np.ndarray) -> None:
+        if analyzer not in _ANALYZERS:
+            raise ValueError(f"unknown analyzer {analyzer!r}; use one of {_ANALYZERS}")
+        idf = np.asarray(idf, dtype=np.float32)
+        if idf.shape != (len(terms),):
+            raise ValueError(f"idf has shape {idf.shape} for {len(terms)} terms")
+        self.analyzer = analyzer
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.terms = list(terms)
+        self.idf = idf
+        self.index = {term: j for j, term in enumerate(self.terms)}
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def ngrams(self, text: str) -> list[str]:
+        """The n-grams of `text` (simplified, lower-cased), with repeats."""
+        low, high = self.ngram_range
+        grams: list[str] = []
+        if self.analyzer == "char_wb":
+            for word in text.split():
+                padded = f" {word} "
+                for n in range(low, high + 1):
+                    grams.extend(padded[i : i + n] for i in range(max(len(padded) - n + 1, 1)))
+                    if len(padded) <= n:  # a short word counts once, not once per n
+                        break
+            return grams
+        tokens = tokenize(text)
+        for n in range(low, min(high, len(tokens)) + 1):
+            grams.extend(tokens if n == 1 else (" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
+        return grams
+
+    def counts(self, text: str) -> tuple[list[int], list[int]]:
+        """Column ids of the in-vocabulary n-grams of `text` and how often each occurs."""
+        columns, counts = [], []
+        get = self.index.get
+        for gram, count in Counter(self.ngrams(text)).items():
+            j = get(gram)
+            if j is not None:
+                columns.append(j)
+                counts.append(count)
+        return columns, counts
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureRows:
+    """Feature rows of a batch: a sparse TF-IDF part and a dense part (embedding, indicators).
+
+    Column ``j < n_sparse`` is sparse (CSR arrays `indptr`, `indices`, `data`); column
+    ``n_sparse + k`` is ``dense[:, k]``.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    dense: np.ndarray
+    n_sparse: int
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_sparse + self.dense.shape[1]
+
+    def matmul(self, weights: np.ndarray) -> np.ndarray:
+        """``rows @ weights`` for `weights` of shape ``(n_features, k)``; shape ``(n, k)``."""
+        if weights.ndim != 2 or weights.shape[0] != self.shape[1]:
+            raise ValueError(f"weights have shape {weights.shape}; these rows need ({self.shape[1]}, k)")
+        out = segment_sums(weights[self.indices] * self.data[:, None], self.indptr)
+        # einsum, not BLAS: BLAS picks kernels by batch size, so a message's scores would change
+        # in the last bits with the messages batched beside it (and rounded outputs could differ).
+        out += np.einsum("ij,jk->ik", self.dense, weights[self.n_sparse :])
+        return out
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Column ids and values of row `i`'s non-zero features."""
+        start, stop = self.indptr[i], self.indptr[i + 1]
+        dense_cols = np.flatnonzero(self.dense[i])
+        return (np.concatenate([self.indices[start:stop], dense_cols + self.n_sparse]),
+                np.concatenate([self.data[start:stop], self.dense[i, dense_cols]]))
+
+    def to_csr(self):
+        """The rows as one SciPy CSR matrix (float32), for fitting scikit-learn models."""
+        from scipy import sparse
+
+        tfidf = sparse.csr_matrix((self.data, self.indices, self.indptr), shape=(len(self), self.n_sparse))
+        out = sparse.hstack([tfidf, sparse.csr_matrix(self.dense)], format="csr", dtype=np.float32)
+        out.sort_indices()
+        return out
+
+
+@dataclass(eq=False)
+class ServingFeaturizer:
+    """Messages to :class:`FeatureRows`: character and word TF-IDF blocks (each L2-normalised),
+    the weighted sentence embedding, and weighted entity / language / length indicators."""
+
+    encoder: str
+    char: NgramTfidf
+    word: NgramTfidf
+    embedding_dim: int
+    embedding_weight: float = 1.0
+    meta_weight: float = 0.5
+    _names: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def n_meta(self) -> int:
+        return len(ENTITY_TYPES) + len(LANGUAGES) + 1 if self.meta_weight else 0
+
+    @property
+    def n_features(self) -> int:
+        return len(self.char) + len(self.word) + self.embedding_dim + self.n_meta
+
+    def featurize(self, texts: Sequence[str | PreparedText]) -> FeatureRows:
+        docs = as_prepared(texts)
+        columns, counts = array("q"), array("q")  # compact: a training set has millions of entries
+        segment_ends = [0]  # a segment is one block of one row: row 0 char, row 0 word, row 1 char...
+        for doc in docs:
+            simplified = doc.simplified.lower()
+            for block, offset in ((self.char, 0), (self.word, len(self.char))):
+                cols, cnts = block.counts(simplified)
+                columns.extend(c + offset for c in cols)
+                counts.extend(cnts)
+                segment_ends.append(len(columns))
+        indices = np.frombuffer(columns, dtype=np.int64).astype(np.int32)
+        idf = np.concatenate([self.char.idf, self.word.idf])
+        data = (1.0 + np.log(np.frombuffer(counts, dtype=np.int64).astype(np.float32))) * idf[indices]
+        ends = np.asarray(segment_ends, dtype=np.int64)
+        norms = np.sqrt(segment_sums(data.astype(np.float64) ** 2, ends))
+        data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(ends)).astype(np.float32)
+        dense = [self._embed(docs)] if self.embedding_dim else []
+        if self.meta_weight:
+            dense.append(self._meta(docs) * np.float32(self.meta_weight))
+        return FeatureRows(indptr=ends[::2], indices=indices, data=data,
+                           dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
+                           n_sparse=len(self.char) + len(self.word))
+
+    def _embed(self, docs: list[PreparedText]) -> np.ndarray:
+        emb = get_encoder(self.encoder).encode([d.normalized for d in docs])
+        if emb.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"encoder {self.encoder!r} gives {emb.shape[1]}-d vectors but this model was "
+                f"trained with {self.embedding_dim}-d ones; retrain or install the same encoder"
+            )
+        return emb * np.float32(self.embedding_weight)
+
+    @staticmethod
+    def _meta(docs: list[PreparedText]) -> np.ndarray:
+        out = np.zeros((len(docs), len(ENTITY_TYPES) + len(LANGUAGES) + 1), dtype=np.float32)
+        for i, doc in enumerate(docs):
+            for ent in extract_entities(doc.normalized):
+                out[i, ENTITY_TYPES.index(ent.type)] = 1.0
+            out[i, len(ENTITY_TYPES) + LANGUAGES.index(doc.language)] = 1.0
+            out[i, -1] = min(math.log1p(len(doc.normalized)) / 8.0, 1.0)
+        return out
+
+    def feature_names(self) -> list[str]:
+        """Readable names: ``char:快递``, ``word:没到``, ``emb:17``, ``entity:amount``..."""
+        if self._names is None:
+            names = [f"char:{t}" for t in self.char.terms] + [f"word:{t}" for t in self.word.terms]
+            names += [f"emb:{i}" for i in range(self.embedding_dim)]
+            if self.meta_weight:
+                names += [f"entity:{t}" for t in ENTITY_TYPES] + [f"language:{lang}" for lang in LANGUAGES]
+                names.append("length")
+            self._names = names
+        return self._names
+
+
+@dataclass(frozen=True, eq=False)
+class ServingHead:
+    """One head's learned arrays: ``softmax((rows @ coef.T + intercept) / temperature)``.
+
+    `coef` has shape ``(n_classes, n_features)``, or ``(1, n_features)`` for two classes (the
+    positive class's score, as scikit-learn's binary linear models give it).
+    """
+
+    classes: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Feature-major, so a batch's features gather contiguous rows.
+        object.__setattr__(self, "_by_feature", np.ascontiguousarray(self.coef.T))
+
+    def decision_function(self, rows: FeatureRows) -> np.ndarray:
+        """Raw scores, shape ``(n_samples, n_classes)``."""
+        scores = rows.matmul(self._by_feature) + self.intercept
+        return two_columns(scores[:, 0] if self.coef.shape[0] == 1 else scores)
+
+    def predict_proba(self, rows: FeatureRows) -> np.ndarray:
+        """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1."""
+        return softmax(self.decision_function(rows) / self.temperature)
+
+    def class_weights(self) -> np.ndarray:
+        """Weights per class, shape ``(n_classes, n_features)``, for explanations."""
+        return two_columns(self.coef[0]).T if self.coef.shape[0] == 1 else self.coef
+
+
+@dataclass(eq=False)
+class ServingModel:
+    """What the runtime needs from a bundle: its manifest, the featurizer and the heads."""
+
+    featurizer: ServingFeaturizer
+    heads: dict[str, ServingHead]
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "unversioned"))
+
+    @property
+    def encoder(self) -> str:
+        return self.featurizer.encoder
+
+    def save(self, path: str | Path) -> None:
+        """Write the arrays to one ``.npz`` (no pickled objects; read back with :meth:`load`)."""
+        f = self.featurizer
+        config = {"encoder": f.encoder, "char_ngram_range": f.char.ngram_range,
+                  "word_ngram_range": f.word.ngram_range, "embedding_dim": f.embedding_dim,
+                  "embedding_weight": f.embedding_weight, "meta_weight": f.meta_weight,
+                  "heads": {name: {"temperature": h.temperature} for name, h in self.heads.items()}}
+        arrays = {"config": _encode_strings([json.dumps(config)]),
+                  "char.terms": _encode_strings(f.char.terms), "char.idf": f.char.idf,
+                  "word.terms": _encode_strings(f.word.terms), "word.idf": f.word.idf}
+        for name, head in self.heads.items():
+            arrays[f"{name}.classes"] = _encode_strings([str(c) for c in head.classes])
+            arrays[f"{name}.coef"] = head.coef
+            arrays[f"{name}.intercept"] = head.intercept
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, manifest: dict | None = None) -> "ServingModel":
+        """Read a file written by :meth:`save` (arrays only: ``allow_pickle=False``)."""
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            config = json.loads(_decode_strings(arrays["config"])[0])
+            featurizer = ServingFeaturizer(
+                encoder=config["encoder"],
+                char=NgramTfidf("char_wb", config["char_ngram_range"], _decode_strings(arrays["char.terms"]),
+                                arrays["char.idf"]),
+                word=NgramTfidf("word", config["word_ngram_range"], _decode_strings(arrays["word.terms"]),
+                                arrays["word.idf"]),
+                embedding_dim=int(config["embedding_dim"]), embedding_weight=float(config["embedding_weight"]),
+                meta_weight=float(config["meta_weight"]),
+            )
+            heads = {name: ServingHead(classes=np.asarray(_decode_strings(arrays[f"{name}.classes"]), dtype=object),
+                                       coef=arrays[f"{name}.coef"], intercept=arrays[f"{name}.intercept"],
+                                       temperature=float(spec["temperature"]))
+                     for name, spec in config["heads"].items()}
+        except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path} is not a readable serving file: {exc!r}") from None
+        for name, head in heads.items():
+            if head.coef.shape[1] != featurizer.n_features:
+                raise ValueError(f"{path}: head {name!r} has {head.coef.shape[1]} weights per class for "
+                                 f"{featurizer.n_features} features")
+        return cls(featurizer=featurizer, heads=heads, manifest=dict(manifest or {}))
+
+
+def _encode_strings(strings: Sequence[str]) -> np.ndarray:
+    bad = next((s for s in strings if _TERM_SEPARATOR in s), None)
+    if bad is not None:
+        raise ValueError(f"cannot store {bad!r}: it contains a NUL character")
+    return np.frombuffer(_TERM_SEPARATOR.join(strings).encode("utf-8"), dtype=np.uint8)
+
+
+def _decode_strings(blob: np.ndarray) -> list[str]:
+    text = blob.tobytes().decode("utf-8")
+    return text.split(_TERM_SEPARATOR) if text else []
