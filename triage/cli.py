@@ -26,7 +26,7 @@ from retrieval.search import KnowledgeBase
 from retrieval.store import KnowledgeBaseFileError
 from retrieval.text import TextInputError
 
-from .bundle import BundleError, load_bundle, save_bundle
+from .bundle import BundleError, load_serving, save_bundle
 from .data import iter_records, read_labeled
 from .evaluation import EvaluationReport, evaluate_bundle
 from .heads import HEADS as HEAD_REGISTRY
@@ -114,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    bundle = load_bundle(args.model)
+    bundle = load_serving(args.model)
     data = read_labeled(args.data, args.text_column, args.label_column)
     unknown = args.unknown_label or bundle.manifest.get("unknown_label")
     head = args.head or next(h for h in HEADS if h in bundle.heads)

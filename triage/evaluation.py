@@ -9,10 +9,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from retrieval.text import prepare
-
 from .bundle import Bundle
 from .pipeline import AbstainPolicy
+from .serving import ServingModel
 
 
 @dataclass(frozen=True)
@@ -51,21 +50,22 @@ class EvaluationReport:
 
 
 def predict_head(
-    bundle: Bundle, texts: Sequence[str], head: str = "intent", abstain: AbstainPolicy | None = None
+    bundle: Bundle | ServingModel, texts: Sequence[str], head: str = "intent", abstain: AbstainPolicy | None = None
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Labels, calibrated probabilities and abstention flags of one head of `bundle`.
+    """Labels, calibrated probabilities and abstention flags of one head of `bundle`, scored
+    exactly as :class:`Triage` scores them.
 
     Abstention applies to every head here (only the intent head abstains in :class:`Triage`),
     using `abstain` or the bundle's recommended policy.
     """
-    if head not in bundle.heads:
-        raise ValueError(f"bundle has no {head!r} head; it has {sorted(bundle.heads)}")
-    model = bundle.heads[head]
-    policy = abstain or AbstainPolicy.from_dict(bundle.manifest.get("abstain"))
-    X = bundle.featurizer.transform([prepare(t) for t in texts])
-    proba = model.predict_proba(X)
+    served = bundle if isinstance(bundle, ServingModel) else bundle.serving()
+    if head not in served.heads:
+        raise ValueError(f"bundle has no {head!r} head; it has {sorted(served.heads)}")
+    model = served.heads[head]
+    policy = abstain or AbstainPolicy.from_dict(served.manifest.get("abstain"))
+    proba = model.predict_proba(served.featurizer.featurize(texts))
     order = np.argsort(-proba, axis=1)
-    labels = [str(model.classes_[k]) for k in order[:, 0]]
+    labels = [str(model.classes[k]) for k in order[:, 0]]
     top = proba[np.arange(len(labels)), order[:, 0]]
     second = proba[np.arange(len(labels)), order[:, 1]] if proba.shape[1] > 1 else np.zeros(len(labels))
     abstained = np.array([policy.abstains(lab, t, s) for lab, t, s in zip(labels, top, second)])
@@ -118,7 +118,7 @@ def evaluate_predictions(
 
 
 def evaluate_bundle(
-    bundle: Bundle,
+    bundle: Bundle | ServingModel,
     texts: Sequence[str],
     gold: Sequence[str],
     *,
