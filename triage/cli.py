@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,12 +29,12 @@ from retrieval.text import TextInputError
 
 from .bundle import BundleError, load_serving, save_bundle
 from .data import iter_records, read_labeled
-from .evaluation import EvaluationReport, evaluate_bundle
-from .heads import HEADS as HEAD_REGISTRY
 from .pipeline import Triage, open_knowledge_base, shipped_path
 from .results import TriageFailure, TriageResult
 from .taxonomy import HEADS, INTENT_CATEGORIES, URGENCY_LEVELS
-from .training import train_bundle
+
+if TYPE_CHECKING:
+    from .evaluation import EvaluationReport
 
 # Pipes and CI logs get a fixed 120 columns (rich would assume 80 and squeeze the tables).
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -94,6 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_char_features": args.max_char_features,
         "max_word_features": args.max_word_features,
     }
+    from .training import train_bundle  # scikit-learn: imported by the commands that need it, not by classify
+
     bundle = train_bundle(
         data.texts,
         {args.head: data.labels},
@@ -118,6 +121,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = read_labeled(args.data, args.text_column, args.label_column)
     unknown = args.unknown_label or bundle.manifest.get("unknown_label")
     head = args.head or next(h for h in HEADS if h in bundle.heads)
+    from .evaluation import evaluate_bundle
+
     report = evaluate_bundle(bundle, data.texts, data.labels, head=head, unknown_label=unknown)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -492,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word-ngrams", type=int, nargs=2, default=(1, 2), metavar=("MIN", "MAX"))
     p.add_argument("--max-char-features", type=int, default=80_000, help="character n-gram vocabulary cap")
     p.add_argument("--max-word-features", type=int, default=40_000, help="word n-gram vocabulary cap")
-    p.add_argument("--model-type", choices=sorted(HEAD_REGISTRY), default="linear-svm")
+    p.add_argument("--model-type", default="linear-svm", help="registered head: linear-svm or logreg")
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
     p.add_argument("--calibration-folds", type=int, default=5)
