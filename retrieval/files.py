@@ -9,7 +9,9 @@ import csv
 import hashlib
 import io
 import json
+import marshal
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +34,40 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where derived files that only make things faster are kept: ``$KEFU_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/kefu-triage``, else ``~/.cache/kefu-triage``. Safe to delete."""
+    configured = os.environ.get("KEFU_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kefu-triage"
+
+
+def read_cached(name: str, key: str):
+    """What :func:`write_cached` stored under `name` and `key`, or None if there is nothing usable.
+
+    For tables that are slow to build in Python and fast to read back: marshal reads plain
+    containers (dict, list, tuple, str, bytes, numbers) several times faster than Python can
+    build them. Callers check what they get (a probe) before trusting it.
+    """
+    try:
+        return marshal.loads((cache_dir() / f"{name}-{key}.marshal").read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def write_cached(name: str, key: str, value) -> None:
+    """Store `value` (plain containers only) atomically; a read-only cache only costs speed."""
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as fh:
+            fh.write(marshal.dumps(value))
+        os.replace(fh.name, directory / f"{name}-{key}.marshal")
+    except (OSError, ValueError):
+        pass
 
 
 def file_format(path: str | os.PathLike) -> str:

@@ -7,9 +7,13 @@ dictionary) load once, on first use.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
+
+from .files import read_cached, sha256_file, write_cached
 
 #: Default cap on message length, in characters (after decoding, before normalisation).
 DEFAULT_MAX_CHARS = 20_000
@@ -174,14 +178,38 @@ def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS) -> PreparedText
     )
 
 
+#: Mixed text that tokenizer caches must segment exactly as a freshly built tokenizer does.
+TOKENIZER_PROBE = "Where is my parcel? 我的快递三天了还没到，訂單 #A1234 退款到账了吗 😡"
+
+
 @functools.lru_cache(maxsize=1)
 def _jieba():
+    """jieba with its dictionary loaded, from our cache when it can be.
+
+    jieba keeps its own cache but reads it with ``marshal.load`` on a file object, object by
+    object (about 1 s); the same tables read from bytes take about 0.35 s. The cache is keyed by
+    jieba's version and dictionary file and checked on a probe text.
+    """
     import logging
 
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
+    dictionary = Path(jieba.__file__).parent / jieba.DEFAULT_DICT_NAME
+    key = hashlib.sha256(f"{jieba.__version__}:{sha256_file(dictionary)}".encode()).hexdigest()[:16]
+    cached = read_cached("jieba-dictionary", key)
+    if isinstance(cached, tuple) and len(cached) == 3 and jieba.dt.dictionary is None:
+        with jieba.dt.lock:
+            jieba.dt.FREQ, jieba.dt.total, probe = cached
+            jieba.dt.initialized = True
+        try:
+            if jieba.lcut(TOKENIZER_PROBE) == probe:
+                return jieba
+        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
+            pass  # tables of another layout
+        jieba.dt.initialized = False
     jieba.initialize()
+    write_cached("jieba-dictionary", key, (jieba.dt.FREQ, jieba.dt.total, jieba.lcut(TOKENIZER_PROBE)))
     return jieba
 
 
