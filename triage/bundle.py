@@ -91,11 +91,11 @@ def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
 
     The manifest's ``files`` section is filled in here with each file's SHA-256.
     """
+    import skops.io as sio
+
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    import skops.io as sio
-
     try:
         files = {"featurizer": FEATURIZER_FILE}
         sio.dump(bundle.featurizer, staging / FEATURIZER_FILE, compression=8)

@@ -117,8 +117,8 @@ class Triage:
     ----------
     model : str, path, Bundle, ServingModel or None
         A bundle directory, an in-memory :class:`~triage.bundle.Bundle` (say, just trained) or
-        :class:`~triage.serving.ServingModel`, or None for the shipped default. Heads the bundle lacks (say, a bundle trained only for intent) come
-        from the default bundle.
+        :class:`~triage.serving.ServingModel`, or None for the shipped default. Heads the bundle
+        lacks (say, a bundle trained only for intent) come from the default bundle.
     max_chars : int
         Longer messages are truncated to this many characters and flagged ``truncated``.
     abstain : AbstainPolicy or dict, optional
