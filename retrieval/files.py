@@ -38,11 +38,15 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def cache_dir() -> Path:
     """Where derived files that only make things faster are kept: ``$KEFU_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/kefu-triage``, else ``~/.cache/kefu-triage``. Safe to delete."""
+    ``$XDG_CACHE_HOME/kefu-triage``, else ``~/.cache/kefu-triage``. Safe to delete.
+
+    Raises RuntimeError when none is set and the user has no home directory.
+    """
     configured = os.environ.get("KEFU_CACHE_DIR")
     if configured:
         return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kefu-triage"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "kefu-triage"
 
 
 def read_cached(name: str, key: str):
@@ -50,29 +54,39 @@ def read_cached(name: str, key: str):
 
     For tables that are slow to build in Python and fast to read back: marshal reads plain
     containers (dict, list, tuple, str, bytes, numbers) several times faster than Python can
-    build them. Callers check what they get (a probe) before trusting it.
+    build them. marshal is not made for untrusted data, so only files owned by this user are
+    read, and callers check what they get (a probe) before trusting it.
     """
     try:
-        return marshal.loads((cache_dir() / f"{name}-{key}.marshal").read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
+        path = cache_dir() / f"{name}-{key}.marshal"
+        if path.stat().st_uid != os.getuid():
+            return None
+        return marshal.loads(path.read_bytes())
+    except (OSError, RuntimeError, EOFError, ValueError, TypeError):
         return None
 
 
 def write_cached(name: str, key: str, value) -> None:
-    """Store `value` (plain containers only) atomically; a read-only cache only costs speed."""
-    directory = cache_dir()
+    """Store `value` (plain containers only) atomically, replacing other keys' files of `name`;
+    a read-only or missing cache directory only costs speed."""
+    temporary = None
     try:
         data = marshal.dumps(value)
+        directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{name}-", delete=False) as fh:
-            try:
-                fh.write(data)
-            except OSError:
-                os.unlink(fh.name)  # a full disk leaves no partial file behind
-                raise
-        os.replace(fh.name, directory / f"{name}-{key}.marshal")
-    except (OSError, ValueError):
+            temporary = fh.name
+            fh.write(data)
+        os.replace(temporary, directory / f"{name}-{key}.marshal")
+        temporary = None
+        for stale in directory.glob(f"{name}-*.marshal"):  # tables of other package versions
+            if stale.name != f"{name}-{key}.marshal":
+                stale.unlink(missing_ok=True)
+    except (OSError, RuntimeError, ValueError):
         pass
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def file_format(path: str | os.PathLike) -> str:

@@ -195,21 +195,21 @@ def _jieba():
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    if jieba.dt.dictionary is not None:  # the application chose its own dictionary: jieba loads it
-        jieba.initialize()
+    if jieba.dt.initialized or jieba.dt.dictionary is not None:
+        jieba.initialize()  # the application set jieba up (own dictionary or words): leave it be
         return jieba
     dictionary = Path(jieba.__file__).parent / jieba.DEFAULT_DICT_NAME
     key = hashlib.sha256(f"{jieba.__version__}:{sha256_file(dictionary)}".encode()).hexdigest()[:16]
     cached = read_cached("jieba-dictionary", key)
-    if isinstance(cached, tuple) and len(cached) == 3:
-        with jieba.dt.lock:
-            jieba.dt.FREQ, jieba.dt.total, probe = cached
-            jieba.dt.initialized = True
+    if cached is not None:
         try:
+            with jieba.dt.lock:
+                jieba.dt.FREQ, jieba.dt.total, probe = cached
+                jieba.dt.initialized = True
             if jieba.lcut(TOKENIZER_PROBE) == probe:
                 return jieba
-        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
-            pass  # tables of another layout
+        except Exception:  # noqa: BLE001 - any damage in a cache file means: build the tables
+            pass
         jieba.dt.initialized = False
     jieba.initialize()
     write_cached("jieba-dictionary", key, (jieba.dt.FREQ, jieba.dt.total, jieba.lcut(TOKENIZER_PROBE)))

@@ -40,3 +40,29 @@ def test_an_unwritable_cache_directory_only_costs_speed(tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the cache directory should be")
     assert _run(blocker)["tokens"][0] == _run(tmp_path / "fresh")["tokens"][0]
+
+
+def test_words_the_application_added_to_jieba_are_kept_and_never_cached(tmp_path):
+    probe = ("import jieba; jieba.add_word('三天了还没到', freq=10**7); from retrieval.text import tokenize; "
+             "print(tokenize('我的快递三天了还没到'))")
+    env = {"KEFU_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for _ in range(2):  # with an empty cache, then after a plain process has written it
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+        assert "'三天了还没到'" in out.stdout
+        plain = _run(tmp_path)
+        assert "三天了还没到" not in plain["tokens"][0]
+
+
+def test_without_a_home_directory_loading_still_works(monkeypatch):
+    from pathlib import Path
+
+    from retrieval.files import read_cached, write_cached
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for variable in ("KEFU_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    write_cached("probe", "k", {"a": 1})  # nothing raised, nothing written
+    assert read_cached("probe", "k") is None

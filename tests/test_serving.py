@@ -119,7 +119,7 @@ def test_weights_that_do_not_fit_the_features_are_refused(saved, tmp_path):
     head = served.heads["intent"]
     served.heads["intent"] = type(head)(head.classes, head.coef[:, :-1], head.intercept, head.temperature)
     served.save(tmp_path / "s.npz")
-    with pytest.raises(ValueError, match=r"head 'intent' has \d+ weights per class for \d+ features"):
+    with pytest.raises(ValueError, match=r"head 'intent' has weights \(\d+, \d+\) .* expected"):
         ServingModel.load(tmp_path / "s.npz")
 
 
@@ -128,3 +128,25 @@ def test_serving_the_default_imports_neither_scikit_learn_nor_skops_nor_scipy():
              "print(r.intent.label, sorted(m for m in ('sklearn', 'skops', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split()[1:] == ["[]"], out
+
+
+def test_a_batch_featurised_for_serving_equals_scikit_learn_block_by_block():
+    featurizer = TextFeaturizer(encoder="none", meta_weight=0).fit(CORPUS)
+    batch = ["我的快递到哪了", "☃☃", "a b", "refund refund where is my parcel", "订单"]  # row 1: no word at all
+    docs = [prepare(t).simplified.lower() for t in CORPUS]
+    shared = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), max_features=80_000, **shared).fit(docs)
+    word = TfidfVectorizer(tokenizer=tokenize, token_pattern=None, ngram_range=(1, 2), max_features=40_000,
+                           **shared).fit(docs)
+    simplified = [prepare(t).simplified.lower() for t in batch]
+    expected = np.hstack([char.transform(simplified).toarray(), word.transform(simplified).toarray()])
+    got = featurizer.transform(batch).toarray()
+    assert not got[1, len(char.vocabulary_):].any()  # an empty word segment between full ones
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_changed_parameters_take_effect_without_refitting():
+    featurizer = TextFeaturizer(encoder="none", meta_weight=0.5).fit(CORPUS)
+    before = featurizer.transform(["订单"]).toarray()
+    after = featurizer.set_params(meta_weight=1.0).transform(["订单"]).toarray()
+    assert after[0, -1] == pytest.approx(2 * before[0, -1])

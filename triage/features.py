@@ -78,6 +78,10 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         self.__dict__.pop("_serving", None)
         return self
 
+    def set_params(self, **params) -> "TextFeaturizer":
+        self.__dict__.pop("_serving", None)  # built from the parameters: rebuilt on next use
+        return super().set_params(**params)
+
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # may be the live __dict__: never mutate it
         state.pop("_serving", None)  # rebuilt from the fitted arrays on first use

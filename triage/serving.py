@@ -66,7 +66,7 @@ class NgramTfidf:
     """Sublinear TF-IDF over n-grams, each row L2-normalised, with a fixed vocabulary.
 
     Reproduces scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` transform for the two
-    analyzers the featurizer uses.
+    analyzers the featurizer uses (same n-grams and vocabulary; values agree to float32 rounding).
 
     Parameters
     ----------
@@ -332,12 +332,17 @@ class ServingModel:
                                        coef=arrays[f"{name}.coef"], intercept=arrays[f"{name}.intercept"],
                                        temperature=float(spec["temperature"]))
                      for name, spec in config["heads"].items()}
-        except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path} is not a readable serving file: {exc!r}") from None
         for name, head in heads.items():
-            if head.coef.shape[1] != featurizer.n_features:
-                raise ValueError(f"{path}: head {name!r} has {head.coef.shape[1]} weights per class for "
-                                 f"{featurizer.n_features} features")
+            rows = 1 if len(head.classes) == 2 else len(head.classes)
+            if head.coef.ndim != 2 or head.coef.shape != (rows, featurizer.n_features) \
+                    or head.intercept.shape != (rows,):
+                raise ValueError(
+                    f"{path}: head {name!r} has weights {head.coef.shape} and intercepts {head.intercept.shape} "
+                    f"for {len(head.classes)} classes and {featurizer.n_features} features; expected "
+                    f"({rows}, {featurizer.n_features}) and ({rows},). Save the bundle again with save_bundle"
+                )
         return cls(featurizer=featurizer, heads=heads, manifest=dict(manifest or {}))
 
 

@@ -64,6 +64,7 @@ def train_bundle(
     """
     if not labels:
         raise ValueError("labels is empty; give at least one head, e.g. {'intent': [...]}")
+    make_head(head)  # an unknown head name fails here, before the slow part
     unknown_heads = set(labels) - set(HEADS)
     if unknown_heads:
         raise ValueError(f"unknown heads {sorted(unknown_heads)}; heads are {HEADS}")
