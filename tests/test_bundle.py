@@ -9,7 +9,7 @@ from triage.training import train_bundle
 
 TEXTS = [
     "where is my parcel", "has my order shipped yet", "tracking number please", "订单发货了吗", "我的快递到哪了",
-    "I want a refund", "refund my money please", "退款什么时候到账", "钱怎么还没退回来", "how long does a refund take",
+    "give me my money back", "refund my money please", "退款什么时候到账", "钱怎么还没退回来", "how long does a refund take",
     "do you have this in red", "is this waterproof", "这款有黑色吗", "尺码偏大吗", "what size should I get",
 ]
 INTENTS = ["order_status"] * 5 + ["refund"] * 5 + ["product_inquiry"] * 5

@@ -18,7 +18,7 @@ from triage.training import train_bundle
 
 CORPUS = [
     "where is my parcel?? ordered 3 days ago", "has my order shipped yet", "订单发货了吗 快递单号多少",
-    "我的快递到哪了，三天了还没到", "i want a refund refund refund", "退款什么时候到账 退款 退款",
+    "我的快递到哪了，三天了还没到", "money back pls, refund refund refund", "退款什么时候到账 退款 退款",
     "a", "ab  c   d", "尺码偏大吗", "is this waterproof, really waterproof?", "我要退货 return label pls",
     "急急急!!! 包裹丢了", "ok", "x y z", "物流信息一直不更新 tracking not updated",
 ]
