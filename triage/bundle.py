@@ -20,7 +20,6 @@ import platform
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from retrieval.files import sha256_file
 
-from .serving import SERVING_FILE, ServingModel
+from .serving import SERVING_FILE, ModelParts, ServingModel
 
 if TYPE_CHECKING:
     from .features import TextFeaturizer
@@ -53,21 +52,11 @@ class BundleError(RuntimeError):
     """A bundle directory that is missing, incomplete, tampered with or incompatible."""
 
 
-@dataclass
-class Bundle:
-    """A loaded (or freshly trained) set of heads sharing one featurizer."""
+class Bundle(ModelParts):
+    """A loaded (or freshly trained) set of scikit-learn heads sharing one featurizer."""
 
     featurizer: TextFeaturizer
     heads: dict[str, CalibratedLinearHead]
-    manifest: dict = field(default_factory=dict)
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest.get("version", "unversioned"))
-
-    @property
-    def encoder(self) -> str:
-        return self.featurizer.encoder
 
     def serving(self) -> ServingModel:
         """The model as the runtime scores with it."""

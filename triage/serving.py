@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -280,11 +281,12 @@ class ServingHead:
 
 
 @dataclass(eq=False)
-class ServingModel:
-    """What the runtime needs from a bundle: its manifest, the featurizer and the heads."""
+class ModelParts:
+    """A featurizer, the heads that read its features and the manifest describing them: the
+    common shape of a bundle's two forms (:class:`triage.bundle.Bundle`, :class:`ServingModel`)."""
 
-    featurizer: ServingFeaturizer
-    heads: dict[str, ServingHead]
+    featurizer: Any
+    heads: dict[str, Any]
     manifest: dict = field(default_factory=dict)
 
     @property
@@ -294,6 +296,14 @@ class ServingModel:
     @property
     def encoder(self) -> str:
         return self.featurizer.encoder
+
+
+class ServingModel(ModelParts):
+    """What the runtime needs from a bundle: a :class:`ServingFeaturizer`, :class:`ServingHead`
+    objects by head name, and the manifest."""
+
+    featurizer: ServingFeaturizer
+    heads: dict[str, ServingHead]
 
     def save(self, path: str | Path) -> None:
         """Write the arrays to one ``.npz`` (no pickled objects; read back with :meth:`load`)."""
