@@ -139,12 +139,21 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     if not reader.fieldnames:
         raise DataFileError(path, "is empty: no header row", line=1)
     try:
+        end = reader.line_num  # the header's last line
         for record in reader:
-            if None in record:
+            start, end = end + 1, reader.line_num
+            too_many, too_few = None in record, None in record.values()
+            if end > start and (too_many or too_few):
+                # One record over several lines with a wrong field count: a quote was left open.
                 raise DataFileError(
-                    path, f"row has more fields than the {len(reader.fieldnames)} in the header",
-                    line=reader.line_num,
+                    path, f"the row starting here runs on to line {end}: a double quote (\") opened on this "
+                    "line is probably never closed; close it, or write a quote inside a quoted field as \"\"",
+                    line=start,
                 )
-            yield reader.line_num, record
+            if too_many:
+                raise DataFileError(
+                    path, f"row has more fields than the {len(reader.fieldnames)} in the header", line=end,
+                )
+            yield end, record
     except csv.Error as exc:
         raise DataFileError(path, f"malformed {fmt.upper()} ({exc})", line=reader.line_num) from None

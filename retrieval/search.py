@@ -185,6 +185,13 @@ class SearchConfig:
         return {**{k: v for k, v in self.__dict__.items() if k != "gap"}, "gap": self.gap.to_dict()}
 
 
+def check_k(k: object) -> int:
+    """`k`, the number of answers asked for, if it is a positive integer; ValueError otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer (answers to return), got {k!r}")
+    return k
+
+
 class KnowledgeBase:
     """Bilingual FAQ search: FAISS over questions and answers, BM25, fusion, filters, gap flag.
 
@@ -424,8 +431,7 @@ class KnowledgeBase:
         """
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        check_k(k)
         filters = dict(filters or {})
         unknown = sorted(set(filters) - set(FILTER_FIELDS))
         if unknown:

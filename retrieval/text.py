@@ -24,6 +24,7 @@ _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HAN_RE = re.compile(f"[{_HAN}]")
 # Latin words, not letters glued to digits (SF1403928475612 is a tracking number, not English).
 _LATIN_WORD_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z'’]+(?![A-Za-z0-9])")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # never valid in text; marks bytes that failed to decode
 _SPACE_RE = re.compile(r"[ \t\u00a0\u3000]+")
 _NEWLINES_RE = re.compile(r"\n{3,}")
 
@@ -89,6 +90,12 @@ def to_traditional(text: str, variant: str = "t") -> str:
 def decode(data: bytes | str, *, encoding: str = "utf-8") -> str:
     """Decode bytes strictly; undecodable input is refused, never silently mangled."""
     if isinstance(data, str):
+        bad = _SURROGATE_RE.search(data)
+        if bad:  # bytes decoded with errors="surrogateescape" upstream: still undecodable
+            raise TextInputError(
+                f"message has an undecodable character (lone surrogate U+{ord(bad.group()):04X} at offset "
+                f"{bad.start()}); decode the text with its real encoding (for example gb18030 or big5) first"
+            )
         return data
     if isinstance(data, (bytes, bytearray, memoryview)):
         try:

@@ -69,3 +69,37 @@ def test_demo_scores_sample_tickets_and_reports_bad_rows(root):
     assert proc.returncode == 0, proc.stderr
     assert "summary" in proc.stdout and "tickets scored" in proc.stdout
     assert "refused" in proc.stderr
+
+
+def _triage_exe() -> str:
+    import sys
+    from pathlib import Path
+
+    return str(Path(sys.executable).with_name("triage"))
+
+
+def test_classify_refuses_undecodable_stdin():
+    import subprocess
+
+    proc = subprocess.run([_triage_exe(), "classify", "--json", "-"], input="我的快递三天了还没到".encode("gbk"),
+                          capture_output=True, timeout=900)
+    assert proc.returncode == 1, proc.stderr.decode()
+    [failure] = json.loads(proc.stdout)
+    assert failure["reason"] == "invalid_input" and "not valid utf-8" in failure["error"]
+
+
+def test_demo_names_a_missing_text_column(root):
+    proc = run_cli("demo", "--text-column", "nosuch", cwd=root)
+    assert proc.returncode == 1
+    assert "no column 'nosuch'" in proc.stderr and "--text-column" in proc.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    import subprocess
+
+    proc = subprocess.Popen([_triage_exe(), "classify", "--json", "hello"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written, as with `| head`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=900) == 141
+    assert "Traceback" not in stderr, stderr

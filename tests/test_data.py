@@ -29,6 +29,7 @@ def test_reads_csv_tsv_jsonl(tmp_path):
         ("m.csv", "text,label\nhello,\n", r"line 2, field 'label'"),
         ("m.csv", "body,label\nhello,x\n", r"line 2, field 'text': no column 'text'"),
         ("m.csv", "text,label\nhello,x,extra\n", r"line 2: row has more fields"),
+        ("m.csv", 'text,label\nhello,x\n"unclosed,x\na,b\nc,d\n', r"line 3: the row starting here runs on to line 5.*never closed"),
         ("m.jsonl", '{"text": "a", "label": "b"}\n{"text": "a", "label"\n', r"line 2: invalid JSON"),
         ("m.jsonl", '["a", "b"]\n', r"line 1: expected a JSON object"),
         ("m.csv", "", r"no header row"),

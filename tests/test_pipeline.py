@@ -127,3 +127,44 @@ def test_response_targets_override(default_triage):
         assert r.urgency.due == when + timedelta(hours=5)
     else:
         pytest.fail(f"expected low urgency for a plain pre-sales question, got {r.urgency.level}")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"response_targets": {"high": 2}}, r"response_targets\['high'\] must be a positive timedelta"),
+        ({"response_targets": {"urgent": timedelta(hours=1)}}, r"unknown urgency level 'urgent'"),
+        ({"abstain": {"bogus": 1}}, r"unknown abstain setting\(s\) \['bogus'\]"),
+        ({"abstain": {"min_confidence": 2}}, r"min_confidence must be a probability between 0 and 1, got 2"),
+        ({"explain_top_k": -1}, r"explain_top_k must be a positive integer, got -1"),
+        ({"max_chars": "100"}, r"max_chars must be a positive integer, got '100'"),
+    ],
+)
+def test_bad_load_options_are_refused_when_given(options, message):
+    with pytest.raises(ValueError, match=message):
+        triage.load(**options)
+
+
+def test_abstain_thresholds_for_unknown_intents_are_refused_at_load():
+    with pytest.raises(ValueError, match=r"unknown intent label\(s\) \['complain'\].*'complaint'"):
+        triage.load(abstain={"per_label": {"complain": 0.6}})
+
+
+def test_received_at_of_the_wrong_type_says_what_it_needs(default_triage):
+    with pytest.raises(TypeError, match=r"received_at must be a datetime.*fromisoformat"):
+        default_triage.triage("hi", received_at="2026-01-01T09:00:00+08:00")
+    with pytest.raises(TypeError, match=r"received_at\[1\] must be a datetime or None, got str"):
+        default_triage.triage_batch(["a", "b"], received_at=[None, "y"])
+    with pytest.raises(ValueError, match=r"received_at has 1 entries for 2 messages"):
+        default_triage.triage_batch(["a", "b"], received_at=[None])
+
+
+def test_assist_batch_refuses_mismatched_names_and_bad_k(default_triage):
+    texts = ["退款", "where is my parcel", "我要投诉"]
+    with pytest.raises(ValueError, match=r"customer_names has 1 entries for 3 messages"):
+        default_triage.assist_batch(texts, customer_names=["Amy"])
+    with pytest.raises(TypeError, match=r"one name per message"):
+        default_triage.assist_batch(texts, customer_names="Amy")
+    for k in (0, -3, 1.5):
+        with pytest.raises(ValueError, match=r"k must be a positive integer"):
+            default_triage.assist("退货运费谁出", k=k)

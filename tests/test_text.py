@@ -64,6 +64,7 @@ def test_prepare_keeps_original_and_simplifies_features():
         ("\x00\x01", "control"),
         (b"\xff\xfe\xfa", "not valid utf-8"),
         (42, "must be str or bytes"),
+        ("ab\udccf c", "lone surrogate U\\+DCCF at offset 2"),
     ],
 )
 def test_prepare_refuses_bad_input_with_a_clear_message(bad, message):

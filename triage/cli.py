@@ -50,7 +50,8 @@ def _default_samples() -> Path:
 
 # ---------------------------------------------------------------------- classify
 def cmd_classify(args: argparse.Namespace) -> int:
-    texts = [sys.stdin.read() if t == "-" else t for t in args.text]
+    # stdin as bytes: the library decodes them strictly, so a GBK or binary pipe is refused.
+    texts = [sys.stdin.buffer.read() if t == "-" else t for t in args.text]
     t = Triage(args.model)
     results = t.triage_batch(texts, explain=args.explain)
     if args.json:
@@ -169,6 +170,9 @@ def _ticket_text(record: dict, text_column: str, subject_column: str | None) -> 
 def cmd_demo(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else _default_samples()
     records = list(iter_records(path))
+    if records and not any(args.text_column in r for _, r in records):
+        raise KeyError(f"{path} has no column {args.text_column!r}; columns are {sorted(records[0][1])} "
+                       "(pick one with --text-column)")
     texts = [_ticket_text(r, args.text_column, args.subject_column) for _, r in records]
     t = Triage(args.model)
     started = time.perf_counter()
@@ -631,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
             ValueError, RuntimeError, SQLAlchemyError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

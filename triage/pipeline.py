@@ -20,7 +20,7 @@ import numpy as np
 
 from retrieval.encoders import get_encoder
 from retrieval import store
-from retrieval.search import KnowledgeBase
+from retrieval.search import KnowledgeBase, check_k
 from retrieval.text import DEFAULT_MAX_CHARS, PreparedText, TextInputError, prepare
 from retrieval.text import warm_up as load_text_resources
 
@@ -36,7 +36,7 @@ from .results import (
     TriageFailure,
     TriageResult,
 )
-from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES
+from .taxonomy import DEFAULT_RESPONSE_TARGETS, HEADS, INTENT_CATEGORIES, URGENCY_LEVELS
 from .urgency import decide_urgency
 
 if TYPE_CHECKING:
@@ -70,6 +70,17 @@ def default_bundle_path() -> Path:
                            "the default model bundle (rebuild it with `python scripts/train_default.py`)").parent
 
 
+def _checked_targets(targets: dict) -> dict[str, timedelta]:
+    """First-response targets, refused early with a clear message (not at the first due time)."""
+    for level, target in targets.items():
+        if level not in URGENCY_LEVELS:
+            raise ValueError(f"response_targets has unknown urgency level {level!r}; levels are {URGENCY_LEVELS}")
+        if not isinstance(target, timedelta) or target <= timedelta(0):
+            raise ValueError(f"response_targets[{level!r}] must be a positive timedelta such as "
+                             f"timedelta(hours=2), got {target!r}")
+    return dict(targets)
+
+
 @dataclass
 class AbstainPolicy:
     """When the intent head should say "I am not sure" instead of committing.
@@ -88,16 +99,37 @@ class AbstainPolicy:
     min_margin: float = 0.1
     per_label: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        thresholds = {"min_confidence": self.min_confidence, "min_margin": self.min_margin,
+                      **{f"per_label[{label!r}]": v for label, v in self.per_label.items()}}
+        for name, value in thresholds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"abstain {name} must be a probability between 0 and 1, got {value!r}")
+
     def abstains(self, label: str, top: float, second: float) -> bool:
         return top < self.per_label.get(label, self.min_confidence) or (top - second) < self.min_margin
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Refuse `per_label` thresholds for labels the intent head does not have (a typo would
+        otherwise be ignored silently)."""
+        unknown = sorted(set(self.per_label) - set(labels))
+        if unknown:
+            raise ValueError(f"abstain per_label names unknown intent label(s) {unknown}; "
+                             f"this model's intents are {sorted(labels)}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "AbstainPolicy":
         data = data or {}
+        unknown = sorted(set(data) - {"min_confidence", "min_margin", "per_label"})
+        if unknown:
+            raise ValueError(f"unknown abstain setting(s) {unknown}; use min_confidence, min_margin, per_label")
+        per_label = data.get("per_label") or {}
+        if not isinstance(per_label, dict):
+            raise ValueError(f"abstain per_label must map intent labels to thresholds, got {per_label!r}")
         return cls(
-            min_confidence=float(data.get("min_confidence", cls.min_confidence)),
-            min_margin=float(data.get("min_margin", cls.min_margin)),
-            per_label={str(k): float(v) for k, v in (data.get("per_label") or {}).items()},
+            min_confidence=data.get("min_confidence", cls.min_confidence),
+            min_margin=data.get("min_margin", cls.min_margin),
+            per_label={str(k): v for k, v in per_label.items()},
         )
 
     def to_dict(self) -> dict:
@@ -151,12 +183,15 @@ class Triage:
         generator: str | Generator | None = None,
         feedback_store: FeedbackStore | str | os.PathLike | None = None,
     ) -> None:
-        if max_chars < 1:
-            raise ValueError(f"max_chars must be a positive number of characters, got {max_chars}")
+        for name, value in (("max_chars", max_chars), ("explain_top_k", explain_top_k)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.model = model
         self.max_chars = max_chars
-        self._abstain = abstain
-        self.response_targets = {**DEFAULT_RESPONSE_TARGETS, **(response_targets or {})}
+        if abstain is not None and not isinstance(abstain, (AbstainPolicy, dict)):
+            raise TypeError(f"abstain must be an AbstainPolicy or a dict of its settings, got {abstain!r}")
+        self._abstain = AbstainPolicy.from_dict(abstain) if isinstance(abstain, dict) and abstain else abstain or None
+        self.response_targets = {**DEFAULT_RESPONSE_TARGETS, **_checked_targets(response_targets or {})}
         self.explain_top_k = explain_top_k
         self._groups: list[_HeadGroup] | None = None
         self._kb_source = knowledge_base
@@ -196,10 +231,8 @@ class Triage:
         if missing:
             default = load_serving(default_bundle_path())
             groups.append(_HeadGroup(default.featurizer, {h: default.heads[h] for h in missing}))
-        if isinstance(self._abstain, AbstainPolicy):
-            self.abstain = self._abstain
-        else:
-            self.abstain = AbstainPolicy.from_dict(self._abstain or bundle.manifest.get("abstain"))
+        self.abstain = self._abstain or AbstainPolicy.from_dict(bundle.manifest.get("abstain"))
+        self.abstain.check_labels(next(g.heads["intent"] for g in groups if "intent" in g.heads).classes.tolist())
         self.categories = {**INTENT_CATEGORIES, **bundle.manifest.get("categories", {})}
         # The encoder's weight files are read and inflated outside the GIL, so they load while this
         # thread builds the jieba and OpenCC tables (about 0.3 s less on 2 cores).
@@ -318,8 +351,13 @@ class Triage:
                      on_error: str = "return") -> list[AssistResult | TriageFailure]:
         """:meth:`assist` for many messages: triage is vectorised, a bad message becomes a
         :class:`TriageFailure` in place (or raises with ``on_error="raise"``)."""
+        check_k(k)
+        if isinstance(customer_names, (str, bytes)):
+            raise TypeError("customer_names takes one name per message (a list), not a single string")
         results = self.triage_batch(texts, received_at=received_at, on_error=on_error)
         names = list(customer_names) if customer_names is not None else [None] * len(results)
+        if len(names) != len(results):
+            raise ValueError(f"customer_names has {len(names)} entries for {len(results)} messages")
         ok = [r for r in results if isinstance(r, TriageResult)]
         boosts = [{**dict(r.intent.alternatives), r.intent.label: r.intent.confidence} for r in ok]
         depth = max(k, self.drafter.pool) if draft else k
@@ -365,10 +403,15 @@ class Triage:
     def _arrival_times(received_at, n: int) -> list[datetime | None]:
         if received_at is None or isinstance(received_at, datetime):
             return [received_at] * n
-        times = list(received_at)
-        if len(times) != n:
-            raise ValueError(f"received_at has {len(times)} entries for {n} messages")
-        return times
+        if not isinstance(received_at, (list, tuple)):
+            raise TypeError(f"received_at must be a datetime or a list of them (one per message), got "
+                            f"{type(received_at).__name__} {received_at!r}; parse strings with datetime.fromisoformat")
+        if len(received_at) != n:
+            raise ValueError(f"received_at has {len(received_at)} entries for {n} messages")
+        for i, when in enumerate(received_at):
+            if when is not None and not isinstance(when, datetime):
+                raise TypeError(f"received_at[{i}] must be a datetime or None, got {type(when).__name__} {when!r}")
+        return list(received_at)
 
     def _triage_docs(
         self, docs: list[PreparedText], times: list[datetime | None], explain: bool
