@@ -403,15 +403,20 @@ class Triage:
     def _arrival_times(received_at, n: int) -> list[datetime | None]:
         if received_at is None or isinstance(received_at, datetime):
             return [received_at] * n
-        if not isinstance(received_at, (list, tuple)):
+        try:
+            if isinstance(received_at, (str, bytes)):
+                raise TypeError
+            times = list(received_at)
+        except TypeError:
             raise TypeError(f"received_at must be a datetime or a list of them (one per message), got "
-                            f"{type(received_at).__name__} {received_at!r}; parse strings with datetime.fromisoformat")
-        if len(received_at) != n:
-            raise ValueError(f"received_at has {len(received_at)} entries for {n} messages")
-        for i, when in enumerate(received_at):
+                            f"{type(received_at).__name__} {received_at!r}; parse strings with datetime.fromisoformat"
+                            ) from None
+        if len(times) != n:
+            raise ValueError(f"received_at has {len(times)} entries for {n} messages")
+        for i, when in enumerate(times):
             if when is not None and not isinstance(when, datetime):
                 raise TypeError(f"received_at[{i}] must be a datetime or None, got {type(when).__name__} {when!r}")
-        return list(received_at)
+        return times
 
     def _triage_docs(
         self, docs: list[PreparedText], times: list[datetime | None], explain: bool
