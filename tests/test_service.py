@@ -100,6 +100,19 @@ def test_kb_writes_need_the_scope_are_saved_and_searchable(service):
     assert gone.status_code == 404
 
 
+def test_kb_entry_ids_with_slashes_can_be_deleted(service):
+    ids = ["faq/slash-1", "faq/slash-2", "faq/../slash-3", "faq//slash-4/"]
+    entries = [{"id": i, "intent": "product_inquiry", "question_en": [f"Question {i}?"], "answer_en": "An answer."}
+               for i in ids]
+    assert post(service, "/v1/kb/entries", {"entries": entries}, key="admin").json()["added"] == ids
+    # as is, and percent-encoded (needed where a client would rewrite `..` or `//`)
+    for path in ("faq/slash-1", "faq%2Fslash-2", "faq%2F..%2Fslash-3", "faq%2F%2Fslash-4%2F"):
+        removed = httpx.delete(f"{service.url}/v1/kb/entries/{path}", headers=auth("admin"))
+        assert removed.status_code == 200 and removed.json()["removed"] == [ids.pop(0)], removed.text
+    gone = httpx.delete(service.url + "/v1/kb/entries/faq/slash-1", headers=auth("admin"))
+    assert gone.status_code == 404 and "faq/slash-1" in gone.json()["message"]
+
+
 def test_feedback_round_trip(service):
     draft = post(service, "/v1/assist", {"text": "Where is my parcel? Tracking hasn't moved for 4 days"}).json()["draft"]
     ok = post(service, "/v1/feedback", {"draft_id": draft["id"], "action": "edited", "final_text": "Checking now.",

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -360,10 +361,12 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
             raise ApiError(422, "invalid_entry", "an entry id appears twice in this request", field="body.entries")
         return _json(await state.batcher.call(state.change_kb, body.entries, []))
 
-    @app.delete("/v1/kb/entries/{entry_id}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+    @app.delete("/v1/kb/entries/{entry_id:path}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
                 responses=_MAYBE_ABSENT,
                 dependencies=[scope("kb:write")])
-    async def kb_remove(entry_id: str) -> Response:
+    async def kb_remove(entry_id: Annotated[str, PathParam(
+            description="The entry's id; it may contain `/` (`faq/returns`): send it as is, or percent-encoded "
+                        "as `%2F` if your client rewrites `..` or `//` in paths.")]) -> Response:
         """Remove one entry; saved as a new version (needs `kb:write`)."""
         return _json(await state.batcher.call(state.change_kb, [], [entry_id]))
 
