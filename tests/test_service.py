@@ -162,18 +162,33 @@ def test_oversized_bodies_get_413(service):
 def test_malformed_requests_say_what_is_wrong(service):
     broken = httpx.post(service.url + "/v1/triage", content=b'{"text": "unterminated', timeout=10,
                         headers={**auth(), "Content-Type": "application/json"})
-    assert broken.status_code == 422 and broken.json()["error"] == "invalid_request"
+    assert broken.status_code == 400 and broken.json()["error"] == "bad_body"
+    assert broken.json()["message"] == ("the request body is not valid JSON: Unterminated string starting at: "
+                                        "line 1 column 10 (character 9)")
     typed = post(service, "/v1/assist", {"text": "hi", "k": 500})
     assert typed.status_code == 422 and typed.json()["details"][0]["field"] == "body.k"
     extra = post(service, "/v1/triage", {"text": "hi", "lang": "en"})
     assert extra.status_code == 422 and extra.json()["details"][0]["field"] == "body.lang"
     binary = httpx.post(service.url + "/v1/triage", content=b"\xff\xfe\x00garbage", timeout=10,
                         headers={**auth(), "Content-Type": "application/json"})
-    assert binary.status_code == 422
+    assert binary.status_code == 400 and binary.json()["error"] == "bad_body"
+    assert binary.json()["message"].startswith("the request body is not UTF-8 text: byte 0xff at offset 0")
     missing = httpx.get(service.url + "/v1/nothing-here", headers=auth())
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     for response in (broken, typed, binary, missing):
         assert "Traceback" not in response.text and response.headers["x-request-id"]
+
+
+def test_every_json_endpoint_refuses_a_body_that_is_not_utf8_json_with_400(service):
+    bodies = {b'{"text": "hi"': "not valid JSON: Expecting ',' delimiter: line 1 column 14 (character 13)",
+              b'{"text": "caf\xe9"}': "not UTF-8 text: byte 0xe9 at offset 13",
+              '{"text": "hi"}'.encode("utf-16"): "not UTF-8 text: byte 0xff at offset 0"}  # JSON, but UTF-16
+    for path in ("/v1/triage", "/v1/triage:batch", "/v1/assist", "/v1/kb/search", "/v1/kb/entries", "/v1/feedback"):
+        for body, reason in bodies.items():
+            response = httpx.post(service.url + path, content=body, timeout=10,
+                                  headers={**auth("admin"), "Content-Type": "application/json"})
+            assert response.status_code == 400, (path, body, response.text)
+            assert response.json()["error"] == "bad_body" and reason in response.json()["message"], response.text
 
 
 def test_cors_is_off_unless_configured(service):

@@ -23,6 +23,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval import store
@@ -46,7 +47,7 @@ log = logging.getLogger("kefu.service")
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorResponse, "description": text}
     for status, text in ((401, "Missing or unknown API key"), (403, "The key lacks the scope"),
-                         (400, "Body is not JSON text"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
+                         (400, "Body is not valid JSON or not UTF-8; `message` says where"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
                          (429, "Rate limit exceeded; see Retry-After"))
 }
 
@@ -124,6 +125,37 @@ class _Guard:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, scope["method"], str(status["code"])).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class _JsonRequest(Request):
+    """A request whose JSON body must be UTF-8 (RFC 8259), refused as 400 `bad_body` with where it breaks.
+
+    Starlette's json() also takes UTF-16 and UTF-32, and FastAPI reports broken JSON as a 422
+    on a field such as `body.13`; raising an HTTPException here passes FastAPI's body parsing
+    untouched.
+    """
+
+    async def json(self) -> Any:
+        raw = await self.body()
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StarletteHTTPException(400, f"the request body is not UTF-8 text: byte {raw[exc.start]:#04x} at "
+                                              f"offset {exc.start}; send JSON encoded as UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise StarletteHTTPException(400, f"the request body is not valid JSON: {exc.msg}: line {exc.lineno} "
+                                              f"column {exc.colno} (character {exc.pos})") from None
+
+
+class _JsonRoute(APIRoute):
+    """Every route parses its JSON body with :class:`_JsonRequest`."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict_json(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+        return strict_json
 
 
 def _error_response(status: int, code: str, message: str, *, details: Sequence[dict] = (),
@@ -297,6 +329,7 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
                     "drafts, plus webhooks for Zendesk, Freshdesk, Zammad, Chatwoot and your own backend. "
                     "Authenticate with `Authorization: Bearer <key>` or `X-API-Key`.",
     )
+    app.router.route_class = _JsonRoute
     app.state.service = state
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
@@ -439,11 +472,15 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
             state.metrics.webhooks.labels(adapter, "unauthorized").inc()
             raise ApiError(401, "bad_signature", str(exc)) from None
         try:
-            payload = json.loads(raw)
+            payload = await request.json()
+        except StarletteHTTPException:  # not UTF-8 JSON: 400 bad_body, as on every endpoint
+            state.metrics.webhooks.labels(adapter, "invalid").inc()
+            raise
+        try:
             if not isinstance(payload, dict):
                 raise WebhookPayloadError("the webhook body must be a JSON object")
             ticket = handler.parse(payload)
-        except (ValueError, WebhookPayloadError) as exc:  # JSONDecodeError is a ValueError
+        except ValueError as exc:  # WebhookPayloadError is a ValueError
             state.metrics.webhooks.labels(adapter, "invalid").inc()
             raise ApiError(422, "invalid_payload", f"not a {adapter} webhook: {exc}", field="body") from None
         if ticket is None:
@@ -485,10 +522,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         code = {400: "bad_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = str(exc.detail)
-        if exc.status_code == 400:
-            message = "the request body could not be read as JSON (is it UTF-8 text?)"
-        return _error_response(exc.status_code, code, message, request_id=request_id(request),
+        return _error_response(exc.status_code, code, str(exc.detail), request_id=request_id(request),
                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
