@@ -56,6 +56,25 @@ def test_batch_reports_bad_messages_and_scores_the_rest(service):
     assert too_many.status_code == 422 and too_many.json()["details"][0]["field"] == "body.messages"
 
 
+def test_batch_message_whose_text_is_not_a_string_fails_alone(service):
+    wrong = [None, 42, True, ["hi"], {"text": "hi"}]
+    body = {"messages": [{"id": str(i), "text": t} for i, t in enumerate(wrong)] + [{"id": "ok", "text": "我要退货"}]}
+    out = post(service, "/v1/triage:batch", body)
+    assert out.status_code == 200 and out.json()["failed"] == 5
+    *failed, ok = out.json()["results"]
+    assert [r["error"].split(";")[0] for r in failed] == [
+        "text must be a string, got null", "text must be a string, got a number (42)",
+        "text must be a string, got a boolean (true)", "text must be a string, got an array",
+        "text must be a string, got an object"]
+    assert all(r["result"] is None for r in failed) and [r["index"] for r in failed] == [0, 1, 2, 3, 4]
+    assert ok["id"] == "ok" and ok["error"] is None and ok["result"]["intent"]["label"] == "return_exchange"
+    # the batch's own shape is still checked for the whole request
+    for shape in ({"messages": "hi"}, {"messages": [{"id": "no-text"}]}, {"messages": [{"text": "hi", "lang": "en"}]}):
+        refused = post(service, "/v1/triage:batch", shape)
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", shape
+    assert post(service, "/v1/triage", {"text": None}).status_code == 422  # one message: nothing to fail alone
+
+
 def test_assist_gives_answers_and_bilingual_drafts(service):
     out = post(service, "/v1/assist", {"text": "退款显示成功了，但是银行卡里一直没看到钱", "customer_name": "林女士"}).json()
     assert out["answers"] and out["answers"][0]["entry"]["intent"] == "refund"

@@ -164,6 +164,15 @@ def _error_response(status: int, code: str, message: str, *, details: Sequence[d
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _json_kind(value: Any) -> str:
+    """A parsed JSON value's type in JSON's words, with the value itself when it is a scalar."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return f"{'a boolean' if isinstance(value, bool) else 'a number'} ({json.dumps(value)[:40]})"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _json(data: Any, status: int = 200) -> Response:
     """Already-typed results skip FastAPI's response re-validation (the schema still documents them)."""
     return Response(json.dumps(data, ensure_ascii=False), status_code=status, media_type="application/json")
@@ -238,8 +247,16 @@ class ServiceState:
             else:
                 self.metrics.failures.inc()
 
-    def triage_many(self, texts: list[str], times: list[datetime | None], explain: bool) -> list:
-        results = self.triage.triage_batch(texts, received_at=times, explain=explain, on_error="return")
+    def triage_many(self, texts: list, times: list[datetime | None], explain: bool) -> list:
+        """`texts` are JSON values: one that is not a string fails alone, with its JSON type named
+        (the library would speak of Python's None)."""
+        strings = [i for i, text in enumerate(texts) if isinstance(text, str)]
+        scored = iter(self.triage.triage_batch([texts[i] for i in strings], received_at=[times[i] for i in strings],
+                                               explain=explain, on_error="return"))
+        results = [next(scored) if isinstance(text, str) else
+                   TriageFailure(index=i, error=f"text must be a string, got {_json_kind(text)}; "
+                                                "send the message as a JSON string")
+                   for i, text in enumerate(texts)]
         self._count(results)
         return results
 
