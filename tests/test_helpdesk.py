@@ -170,7 +170,12 @@ def test_unknown_adapter_and_malformed_payloads(service):
     body = b"not json at all"
     garbage = httpx.post(f"{service.url}/v1/webhooks/zammad", content=body, timeout=30,
                          headers={"Content-Type": "application/json", **zammad_sign(body)})
-    assert garbage.status_code == 422 and garbage.json()["error"] == "invalid_payload"
+    assert garbage.status_code == 400 and garbage.json()["error"] == "bad_body"  # as on every JSON endpoint
+    assert "not valid JSON" in garbage.json()["message"]
+    body = b'["a list"]'
+    not_an_object = httpx.post(f"{service.url}/v1/webhooks/zammad", content=body, timeout=30,
+                               headers={"Content-Type": "application/json", **zammad_sign(body)})
+    assert not_an_object.status_code == 422 and not_an_object.json()["error"] == "invalid_payload"
 
 
 def test_helpdesk_down_delays_the_write_back_and_does_not_lose_it(service, helpdesk):

@@ -56,6 +56,25 @@ def test_batch_reports_bad_messages_and_scores_the_rest(service):
     assert too_many.status_code == 422 and too_many.json()["details"][0]["field"] == "body.messages"
 
 
+def test_batch_message_whose_text_is_not_a_string_fails_alone(service):
+    wrong = [None, 42, True, ["hi"], {"text": "hi"}]
+    body = {"messages": [{"id": str(i), "text": t} for i, t in enumerate(wrong)] + [{"id": "ok", "text": "我要退货"}]}
+    out = post(service, "/v1/triage:batch", body)
+    assert out.status_code == 200 and out.json()["failed"] == 5
+    *failed, ok = out.json()["results"]
+    assert [r["error"].split(";")[0] for r in failed] == [
+        "text must be a string, got null", "text must be a string, got a number (42)",
+        "text must be a string, got a boolean (true)", "text must be a string, got an array",
+        "text must be a string, got an object"]
+    assert all(r["result"] is None for r in failed) and [r["index"] for r in failed] == [0, 1, 2, 3, 4]
+    assert ok["id"] == "ok" and ok["error"] is None and ok["result"]["intent"]["label"] == "return_exchange"
+    # the batch's own shape is still checked for the whole request
+    for shape in ({"messages": "hi"}, {"messages": [{"id": "no-text"}]}, {"messages": [{"text": "hi", "lang": "en"}]}):
+        refused = post(service, "/v1/triage:batch", shape)
+        assert refused.status_code == 422 and refused.json()["error"] == "invalid_request", shape
+    assert post(service, "/v1/triage", {"text": None}).status_code == 422  # one message: nothing to fail alone
+
+
 def test_assist_gives_answers_and_bilingual_drafts(service):
     out = post(service, "/v1/assist", {"text": "退款显示成功了，但是银行卡里一直没看到钱", "customer_name": "林女士"}).json()
     assert out["answers"] and out["answers"][0]["entry"]["intent"] == "refund"
@@ -98,6 +117,19 @@ def test_kb_writes_need_the_scope_are_saved_and_searchable(service):
     assert removed["removed"] == ["gift-wrap-service"] and removed["entries"] == before["entries"]
     gone = httpx.delete(service.url + "/v1/kb/entries/gift-wrap-service", headers=auth("admin"))
     assert gone.status_code == 404
+
+
+def test_kb_entry_ids_with_slashes_can_be_deleted(service):
+    ids = ["faq/slash-1", "faq/slash-2", "faq/../slash-3", "faq//slash-4/"]
+    entries = [{"id": i, "intent": "product_inquiry", "question_en": [f"Question {i}?"], "answer_en": "An answer."}
+               for i in ids]
+    assert post(service, "/v1/kb/entries", {"entries": entries}, key="admin").json()["added"] == ids
+    # as is, and percent-encoded (needed where a client would rewrite `..` or `//`)
+    for path in ("faq/slash-1", "faq%2Fslash-2", "faq%2F..%2Fslash-3", "faq%2F%2Fslash-4%2F"):
+        removed = httpx.delete(f"{service.url}/v1/kb/entries/{path}", headers=auth("admin"))
+        assert removed.status_code == 200 and removed.json()["removed"] == [ids.pop(0)], removed.text
+    gone = httpx.delete(service.url + "/v1/kb/entries/faq/slash-1", headers=auth("admin"))
+    assert gone.status_code == 404 and "faq/slash-1" in gone.json()["message"]
 
 
 def test_feedback_round_trip(service):
@@ -149,18 +181,33 @@ def test_oversized_bodies_get_413(service):
 def test_malformed_requests_say_what_is_wrong(service):
     broken = httpx.post(service.url + "/v1/triage", content=b'{"text": "unterminated', timeout=10,
                         headers={**auth(), "Content-Type": "application/json"})
-    assert broken.status_code == 422 and broken.json()["error"] == "invalid_request"
+    assert broken.status_code == 400 and broken.json()["error"] == "bad_body"
+    assert broken.json()["message"] == ("the request body is not valid JSON: Unterminated string starting at: "
+                                        "line 1 column 10 (character 9)")
     typed = post(service, "/v1/assist", {"text": "hi", "k": 500})
     assert typed.status_code == 422 and typed.json()["details"][0]["field"] == "body.k"
     extra = post(service, "/v1/triage", {"text": "hi", "lang": "en"})
     assert extra.status_code == 422 and extra.json()["details"][0]["field"] == "body.lang"
     binary = httpx.post(service.url + "/v1/triage", content=b"\xff\xfe\x00garbage", timeout=10,
                         headers={**auth(), "Content-Type": "application/json"})
-    assert binary.status_code == 422
+    assert binary.status_code == 400 and binary.json()["error"] == "bad_body"
+    assert binary.json()["message"].startswith("the request body is not UTF-8 text: byte 0xff at offset 0")
     missing = httpx.get(service.url + "/v1/nothing-here", headers=auth())
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     for response in (broken, typed, binary, missing):
         assert "Traceback" not in response.text and response.headers["x-request-id"]
+
+
+def test_every_json_endpoint_refuses_a_body_that_is_not_utf8_json_with_400(service):
+    bodies = {b'{"text": "hi"': "not valid JSON: Expecting ',' delimiter: line 1 column 14 (character 13)",
+              b'{"text": "caf\xe9"}': "not UTF-8 text: byte 0xe9 at offset 13",
+              '{"text": "hi"}'.encode("utf-16"): "not UTF-8 text: byte 0xff at offset 0"}  # JSON, but UTF-16
+    for path in ("/v1/triage", "/v1/triage:batch", "/v1/assist", "/v1/kb/search", "/v1/kb/entries", "/v1/feedback"):
+        for body, reason in bodies.items():
+            response = httpx.post(service.url + path, content=body, timeout=10,
+                                  headers={**auth("admin"), "Content-Type": "application/json"})
+            assert response.status_code == 400, (path, body, response.text)
+            assert response.json()["error"] == "bad_body" and reason in response.json()["message"], response.text
 
 
 def test_cors_is_off_unless_configured(service):

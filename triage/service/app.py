@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval import store
@@ -45,7 +47,7 @@ log = logging.getLogger("kefu.service")
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorResponse, "description": text}
     for status, text in ((401, "Missing or unknown API key"), (403, "The key lacks the scope"),
-                         (400, "Body is not JSON text"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
+                         (400, "Body is not valid JSON or not UTF-8; `message` says where"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
                          (429, "Rate limit exceeded; see Retry-After"))
 }
 
@@ -125,10 +127,50 @@ class _Guard:
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
+class _JsonRequest(Request):
+    """A request whose JSON body must be UTF-8 (RFC 8259), refused as 400 `bad_body` with where it breaks.
+
+    Starlette's json() also takes UTF-16 and UTF-32, and FastAPI reports broken JSON as a 422
+    on a field such as `body.13`; raising an HTTPException here passes FastAPI's body parsing
+    untouched.
+    """
+
+    async def json(self) -> Any:
+        raw = await self.body()
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise StarletteHTTPException(400, f"the request body is not UTF-8 text: byte {raw[exc.start]:#04x} at "
+                                              f"offset {exc.start}; send JSON encoded as UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise StarletteHTTPException(400, f"the request body is not valid JSON: {exc.msg}: line {exc.lineno} "
+                                              f"column {exc.colno} (character {exc.pos})") from None
+
+
+class _JsonRoute(APIRoute):
+    """Every route parses its JSON body with :class:`_JsonRequest`."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def strict_json(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+        return strict_json
+
+
 def _error_response(status: int, code: str, message: str, *, details: Sequence[dict] = (),
                     request_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": code, "message": message, "details": list(details), "request_id": request_id}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _json_kind(value: Any) -> str:
+    """A parsed JSON value's type in JSON's words, with the value itself when it is a scalar."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return f"{'a boolean' if isinstance(value, bool) else 'a number'} ({json.dumps(value)[:40]})"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -205,8 +247,16 @@ class ServiceState:
             else:
                 self.metrics.failures.inc()
 
-    def triage_many(self, texts: list[str], times: list[datetime | None], explain: bool) -> list:
-        results = self.triage.triage_batch(texts, received_at=times, explain=explain, on_error="return")
+    def triage_many(self, texts: list, times: list[datetime | None], explain: bool) -> list:
+        """`texts` are JSON values: one that is not a string fails alone, with its JSON type named
+        (the library would speak of Python's None)."""
+        strings = [i for i, text in enumerate(texts) if isinstance(text, str)]
+        scored = iter(self.triage.triage_batch([texts[i] for i in strings], received_at=[times[i] for i in strings],
+                                               explain=explain, on_error="return"))
+        results = [next(scored) if isinstance(text, str) else
+                   TriageFailure(index=i, error=f"text must be a string, got {_json_kind(text)}; "
+                                                "send the message as a JSON string")
+                   for i, text in enumerate(texts)]
         self._count(results)
         return results
 
@@ -296,6 +346,7 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
                     "drafts, plus webhooks for Zendesk, Freshdesk, Zammad, Chatwoot and your own backend. "
                     "Authenticate with `Authorization: Bearer <key>` or `X-API-Key`.",
     )
+    app.router.route_class = _JsonRoute
     app.state.service = state
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
@@ -360,10 +411,12 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
             raise ApiError(422, "invalid_entry", "an entry id appears twice in this request", field="body.entries")
         return _json(await state.batcher.call(state.change_kb, body.entries, []))
 
-    @app.delete("/v1/kb/entries/{entry_id}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
+    @app.delete("/v1/kb/entries/{entry_id:path}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
                 responses=_MAYBE_ABSENT,
                 dependencies=[scope("kb:write")])
-    async def kb_remove(entry_id: str) -> Response:
+    async def kb_remove(entry_id: Annotated[str, PathParam(
+            description="The entry's id; it may contain `/` (`faq/returns`): send it as is, or percent-encoded "
+                        "as `%2F` if your client rewrites `..` or `//` in paths.")]) -> Response:
         """Remove one entry; saved as a new version (needs `kb:write`)."""
         return _json(await state.batcher.call(state.change_kb, [], [entry_id]))
 
@@ -436,11 +489,15 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
             state.metrics.webhooks.labels(adapter, "unauthorized").inc()
             raise ApiError(401, "bad_signature", str(exc)) from None
         try:
-            payload = json.loads(raw)
+            payload = await request.json()
+        except StarletteHTTPException:  # not UTF-8 JSON: 400 bad_body, as on every endpoint
+            state.metrics.webhooks.labels(adapter, "invalid").inc()
+            raise
+        try:
             if not isinstance(payload, dict):
                 raise WebhookPayloadError("the webhook body must be a JSON object")
             ticket = handler.parse(payload)
-        except (ValueError, WebhookPayloadError) as exc:  # JSONDecodeError is a ValueError
+        except ValueError as exc:  # WebhookPayloadError is a ValueError
             state.metrics.webhooks.labels(adapter, "invalid").inc()
             raise ApiError(422, "invalid_payload", f"not a {adapter} webhook: {exc}", field="body") from None
         if ticket is None:
@@ -482,10 +539,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         code = {400: "bad_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = str(exc.detail)
-        if exc.status_code == 400:
-            message = "the request body could not be read as JSON (is it UTF-8 text?)"
-        return _error_response(exc.status_code, code, message, request_id=request_id(request),
+        return _error_response(exc.status_code, code, str(exc.detail), request_id=request_id(request),
                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -49,7 +49,11 @@ class TriageRequest(_Strict):
 
 class BatchItem(_Strict):
     id: str | None = Field(None, max_length=200, description="Your id for the message, echoed back.")
-    text: str = Field(description="The message; an empty or invalid one fails alone, the rest are triaged.")
+    # Any JSON value, so a null or a number fails alone like an empty string; the schema says
+    # so rather than promising a string that is not enforced.
+    text: Any = Field(description="The message, a string. Any other value (null, a number, ...), an empty string "
+                      "or one with nothing visible fails alone (`error` says why); the rest are triaged.",
+                      examples=[_EN_EXAMPLE])
     received_at: IsoDateTime | None = None
 
 
