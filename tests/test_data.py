@@ -58,3 +58,14 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     path = write(tmp_path, "u.jsonl", '{"text": "line\u2028break", "label": "a"}\n{"text": "b", "label": "c"}\n')
     data = read_labeled(path, "text", "label")
     assert data.texts == ["line\u2028break", "b"] and data.lines == [1, 2]
+
+
+def test_tsv_quote_marks_inside_text_do_not_merge_rows(tmp_path):
+    path = write(tmp_path, "r.tsv", 'label\ttext\n1\t"好书"，值得一读\n0\t纸张很差\n1\t还行"吧\n')
+    data = read_labeled(path, "text", "label")
+    assert data.texts == ['"好书"，值得一读', "纸张很差", '还行"吧'] and data.labels == ["1", "0", "1"]
+
+
+def test_tsv_written_with_quoting_is_still_unquoted(tmp_path):
+    path = write(tmp_path, "q.tsv", 'label\ttext\n1\t"a 5"" screen"\n0\tplain\n')
+    assert read_labeled(path, "text", "label").texts == ['a 5" screen', "plain"]
