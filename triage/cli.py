@@ -550,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="the message column (or --subject-column / --body-column)")
     p.add_argument("--subject-column")
     p.add_argument("--body-column")
-    p.add_argument("--id-column", help="ticket ids (default: the row number); resume matches on them")
+    p.add_argument("--id-column", help="ticket ids, copied as they are (default: the row number)")
     p.add_argument("--time-column", help="arrival time: the base of due times and the report's timeline")
     p.add_argument("--no-drafts", action="store_true", help="skip reply drafts (about twice as fast)")
     p.add_argument("--workers", type=int, default=1, help="processes (each loads the model once)")
