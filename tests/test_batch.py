@@ -171,6 +171,27 @@ def test_a_chunk_of_undecodable_rows_keeps_the_ids_it_can(tmp_path):
                                                       ("J2", None)]
 
 
+def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path):
+    source = tmp_path / "r.csv"
+    source.write_text("id,body\n1,where is my parcel\n", "utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(source)
+    for output in (source, tmp_path / "sub" / ".." / "r.csv", tmp_path / "link.csv"):
+        with pytest.raises(ValueError, match="would overwrite the input"):
+            score_file(source, output, text_column="body")
+    journal_named = tmp_path / "x.csv.partial.jsonl"  # the journal of x.csv
+    journal_named.write_text('{"body": "where is my parcel"}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"x\.csv\.partial\.jsonl would overwrite the input"):
+        score_file(journal_named, tmp_path / "x.csv", text_column="body")
+    proc = run_cli("score", str(source), str(source), "--text-column", "body", "--quiet")
+    assert proc.returncode == 1 and "would overwrite the input" in proc.stderr
+    proc = run_cli("score", str(source), str(tmp_path / "out.csv"), "--text-column", "body", "--report", str(source))
+    assert proc.returncode == 1 and "--report" in proc.stderr
+    assert source.read_text("utf-8") == "id,body\n1,where is my parcel\n"
+    assert journal_named.read_text("utf-8") == '{"body": "where is my parcel"}\n'
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "out.csv").exists()
+
+
 def _big_export(path: Path, n: int) -> Path:
     rows = [r for _, r in zip(range(n), map(json.loads, (ROOT / "data" / "eval" / "heldout.jsonl")
                                              .read_text("utf-8").splitlines()))]

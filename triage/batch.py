@@ -344,6 +344,16 @@ def _journal_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial.jsonl")
 
 
+def _tmp_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.tmp")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (through symbolic or hard links too)."""
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
 def _fingerprint(input: Path, settings: dict) -> dict:
     """What a journal is written for: the input's content and the settings that shape the results,
     so a resume never mixes rows of two different runs (rows are matched by position)."""
@@ -439,7 +449,7 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
     `report` (a :class:`~triage.report.BatchReport`) sees every row on the way."""
     output = Path(output)
     fmt = file_format(output)
-    tmp = output.with_name(f".{output.name}.tmp")
+    tmp = _tmp_path(output)
     if fmt in ("csv", "tsv"):
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="," if fmt == "csv" else "\t")
@@ -507,7 +517,7 @@ def read_output(path: str | os.PathLike):
 
 
 __all__ = ["FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_rows", "finalize", "iter_chunks",
-           "read_output", "score_chunk", "score_file", "score_frame"]
+           "read_output", "same_file", "score_chunk", "score_file", "score_frame"]
 
 
 # ---------------------------------------------------------------------- the run
@@ -540,13 +550,17 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
     Raises
     ------
     ValueError
-        When resuming a journal written for other input or settings.
+        When the output, its journal or its temporary file would overwrite the input, or when
+        resuming a journal written for other input or settings.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     input, output = _source(input)[0], Path(output)
     file_format(output)
+    for path in (output, _journal_path(output), _tmp_path(output)):
+        if same_file(path, input):
+            raise ValueError(f"writing {path} would overwrite the input {input}; choose another output path")
     options = dict(id_column=id_column, text_column=text_column, subject_column=subject_column,
                    body_column=body_column, time_column=time_column, drafts=drafts, max_chars=max_chars)
     settings = {**options, "model": model and str(model), "knowledge_base": knowledge_base and str(knowledge_base)}

@@ -381,11 +381,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from .batch import count_rows, score_file
+    from .batch import count_rows, same_file, score_file
     from .report import BatchReport
 
     if not (args.text_column or args.subject_column or args.body_column):
         raise ValueError("say where the message is: --text-column, or --subject-column and/or --body-column")
+    if args.report and any(same_file(args.report, path) for path in (args.input, args.output)):
+        raise ValueError(f"--report {args.report} would overwrite the input or the output; choose another path")
     total = count_rows(args.input)
     report = BatchReport(title=f"Ticket triage report: {Path(args.input).name}") if args.report else None
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
