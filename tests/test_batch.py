@@ -192,6 +192,19 @@ def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path):
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "out.csv").exists()
 
 
+def test_each_arrival_time_is_parsed_on_its_own(default_triage):
+    times = ["2024-11-04 10:00:00", "2024-11-04T10:00:00+08:00", "2024/11/04 10:00", "1730714400", "not a date", ""]
+    frame = pd.DataFrame({"ticket_id": list("ABCDEF"), "created_at": times, "body": ["where is my parcel"] * 6})
+    out = score_frame(frame, default_triage, text_column="body", id_column="ticket_id", time_column="created_at",
+                      drafts=False).set_index("id")
+    # one day for a normal message; naive times are UTC, and every due time is written in UTC
+    assert out["due"][list("ABCD")].tolist() == ["2024-11-05T10:00:00+00:00", "2024-11-05T02:00:00+00:00",
+                                                 "2024-11-05T10:00:00+00:00", "2024-11-05T10:00:00+00:00"]
+    assert out["error"]["E"] == ("invalid: unparseable time 'not a date' (use ISO 8601 such as "
+                                 "2024-11-04T10:00:00+08:00, or epoch seconds)") and pd.isna(out["due"]["E"])
+    assert pd.isna(out["error"]["F"]) and out["due"]["F"] > "2025"  # no time given: counts from now
+
+
 def _big_export(path: Path, n: int) -> Path:
     rows = [r for _, r in zip(range(n), map(json.loads, (ROOT / "data" / "eval" / "heldout.jsonl")
                                              .read_text("utf-8").splitlines()))]

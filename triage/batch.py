@@ -12,10 +12,13 @@ import csv
 import hashlib
 import json
 import math
+import numbers
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from retrieval.files import DataFileError
@@ -34,6 +37,7 @@ DEFAULT_MAX_CHARS = 20_000
 _ROW = "_row"  # source row number, carried through the readers; resume and the output order go by it
 _EXTRA = (_ROW, "_text", "_time")  # journal-only columns (row number; the report's preview and arrival time)
 _UNDECODABLE = "undecodable: the row has bytes that are not UTF-8"
+_EPOCH = re.compile(r"[+-]?\d+(\.\d*)?")
 
 
 def _has_surrogates(text: str) -> bool:
@@ -93,6 +97,24 @@ def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None,
     return text, None
 
 
+def _arrival(value) -> tuple[datetime | None, str | None]:
+    """A row's arrival time, parsed on its own since exports mix formats (ISO 8601 with or without
+    an offset, ``/`` as the date separator, epoch seconds), or an error naming the value. An empty
+    cell is no time (due times count from now); naive times are UTC."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, datetime):  # Parquet and Excel hold real times
+        return value, None
+    text = str(value).strip()
+    try:
+        if (isinstance(value, numbers.Real) and not isinstance(value, bool)) or _EPOCH.fullmatch(text):
+            return datetime.fromtimestamp(float(text), timezone.utc), None
+        return datetime.fromisoformat(text.replace("/", "-")), None
+    except (ValueError, OverflowError, OSError):
+        return None, (f"invalid: unparseable time {text[:100]!r} (use ISO 8601 such as 2024-11-04T10:00:00+08:00, "
+                      f"or epoch seconds)")
+
+
 def _check_columns(columns, text_column, subject_column, body_column, id_column, time_column) -> None:
     """A KeyError naming a column the options ask for that the table lacks, and the ones it has."""
     for name in (text_column if not (subject_column or body_column) else None, subject_column, body_column,
@@ -115,7 +137,8 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     id_column : str, optional
         Ticket ids, copied as they are (default: the frame's index).
     time_column : str, optional
-        Arrival times; the base of the due times (unparseable values count as now).
+        Arrival times, the base of the due times, each parsed on its own (see :func:`_arrival`). A
+        row whose time cannot be parsed is refused as invalid; an empty one counts as now.
     drafts : bool
         Draft replies in both languages (False skips them, about twice as fast).
     max_chars : int
@@ -132,22 +155,22 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     _check_columns(frame.columns, text_column, subject_column, body_column, id_column, time_column)
     records = frame.to_dict("records")
     ids = frame[id_column].tolist() if id_column else frame.index.tolist()
-    times = [None] * len(records)
-    if time_column:
-        parsed = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
-        times = [None if pd.isna(t) else t.to_pydatetime() for t in parsed]
+    times = [_arrival(v) for v in frame[time_column]] if time_column else [(None, None)] * len(records)
     out = [{"id": _id_text(i), "error": None} for i in ids]
     texts, positions = [], []
     for n, record in enumerate(records):
         text, error = _text_of(record, text_column, subject_column, body_column)
         if error is None and len(text) > max_chars:
             error = f"oversized: {len(text)} characters (the limit is {max_chars})"
+        error = error or times[n][1]
         if error:
             out[n]["error"] = error
         else:
             texts.append(text)
             positions.append(n)
-    results = triage.assist_batch(texts, received_at=[times[n] for n in positions], draft=drafts)
+    received = [times[n][0] for n in positions]  # due times in UTC, whatever offset each arrival had
+    received = [t.astimezone(timezone.utc) if t is not None and t.tzinfo else t for t in received]
+    results = triage.assist_batch(texts, received_at=received, draft=drafts)
     for n, result in zip(positions, results):
         if isinstance(result, TriageFailure):
             out[n]["error"] = f"invalid: {result.error}"
@@ -335,8 +358,9 @@ def score_chunk(frame, triage: Triage, *, id_column: str | None, **options):
                                   index=bad.index, columns=OUTPUT_COLUMNS))
     previews = [(_text_of(r, text_column, subject_column, body_column)[0] or "")[:300]
                 for r in frame.to_dict("records")]
+    times = [_arrival(v)[0] for v in frame[time_column]] if time_column else [None] * len(frame)
     return pd.concat(parts).sort_index().assign(_row=frame[_ROW], _text=previews,
-                                                _time=frame[time_column].astype(str) if time_column else None)
+                                                _time=[t and t.isoformat() for t in times])
 
 
 # ---------------------------------------------------------------------- writing
