@@ -205,6 +205,14 @@ def test_each_arrival_time_is_parsed_on_its_own(default_triage):
     assert pd.isna(out["error"]["F"]) and out["due"]["F"] > "2025"  # no time given: counts from now
 
 
+def test_text_that_is_not_a_string_is_refused(default_triage):
+    frame = pd.DataFrame([{"id": 5, "text": ["a"]}, {"id": 6, "text": 12345}, {"id": 7, "text": {"a": 1}},
+                          {"id": 8, "text": "12345"}], dtype=object)
+    out = score_frame(frame, default_triage, id_column="id", drafts=False)
+    assert out["error"][:3].tolist() == [f"invalid: text is not a string (got {t})" for t in ("list", "int", "dict")]
+    assert pd.isna(out["error"][3]) and out["intent"][3]  # a number written as text is text
+
+
 def _big_export(path: Path, n: int) -> Path:
     rows = [r for _, r in zip(range(n), map(json.loads, (ROOT / "data" / "eval" / "heldout.jsonl")
                                              .read_text("utf-8").splitlines()))]

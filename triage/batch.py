@@ -75,22 +75,19 @@ def file_format(path: str | os.PathLike) -> str:
 
 # ---------------------------------------------------------------------- scoring
 def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None, str | None]:
-    """The message text of a row, or an error saying why there is none."""
-    def cell(name):
-        value = row.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return value if isinstance(value, (str, bytes)) else str(value)
-
-    if subject_column or body_column:
-        parts = [cell(c) for c in (subject_column, body_column) if c]
-        parts = [p.decode("utf-8", "surrogateescape") if isinstance(p, bytes) else p for p in parts if p is not None]
-        text = "\n".join(p for p in parts if p.strip())
-    else:
-        text = cell(text_column)
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "surrogateescape")
-    if text is None or not str(text).strip():
+    """The message text of a row, or an error saying why there is none. A number or a list in a
+    typed format (JSONL, Parquet, Excel) is refused, not scored as its printed form."""
+    columns = [c for c in (subject_column, body_column) if c] if subject_column or body_column else [text_column]
+    parts = []
+    for value in (row.get(c) for c in columns):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
+        elif not isinstance(value, str) and not _missing(value):
+            return None, f"invalid: text is not a string (got {type(value).__name__})"
+        if isinstance(value, str) and value.strip():
+            parts.append(value)
+    text = "\n".join(parts)
+    if not text:
         return None, "empty: no text in this row"
     if _has_surrogates(text):
         return None, _UNDECODABLE
