@@ -105,6 +105,114 @@ def test_bad_rows_are_reported_and_the_rest_scored(tmp_path):
     assert proc.returncode == 1 and "file not found" in proc.stderr
 
 
+class _Killed(Exception):
+    """Stands in for a kill between two chunks."""
+
+
+def _stop(_rows: int) -> None:
+    raise _Killed
+
+
+def test_rows_are_kept_by_position_whatever_their_ids(tmp_path):
+    source = tmp_path / "dup.csv"
+    source.write_text("ticket_id,body\nA,tracking number pls\nB,我要退款\nA,hello duplicate\n,no id one\n"
+                      ",no id two\nC,where is my parcel\n", "utf-8")
+    options = dict(text_column="body", id_column="ticket_id", drafts=False, chunk_size=2)
+    summary = score_file(source, tmp_path / "all.csv", **options)
+    reference = read_output(tmp_path / "all.csv")
+    assert summary.scored == len(reference) == 6 and reference["error"].isna().all()
+    assert reference["id"].fillna("").tolist() == ["A", "B", "A", "", "", "C"]  # duplicates and blanks as given
+
+    # killed after the first chunk, mid-line: the resume skips rows by position and cuts the torn line
+    output = tmp_path / "resumed.csv"
+    journal = output.with_name(output.name + ".partial.jsonl")
+    with pytest.raises(_Killed):
+        score_file(source, output, progress=_stop, **options)
+    with open(journal, "a", encoding="utf-8") as fh:
+        fh.write('{"id": "A", "lang')
+    with pytest.raises(ValueError, match=r"other settings \(drafts False -> True\)"):
+        score_file(source, output, resume=True, **{**options, "drafts": True})
+    resumed = score_file(source, output, resume=True, **options)
+    assert (resumed.skipped, resumed.scored) == (2, 4)
+    assert read_output(output).drop(columns="due").equals(reference.drop(columns="due"))  # no times: due from now
+    with pytest.raises(_Killed):
+        score_file(source, output, progress=_stop, **options)
+    source.write_text(source.read_text("utf-8").replace("B,", "D,"), "utf-8")
+    with pytest.raises(ValueError, match="from a run on other input"):
+        score_file(source, output, resume=True, **options)
+
+    lines = ['{"ticket_id": 1, "body": "where is my parcel"}', '{"ticket_id": "1", "body": "我要退款"}',
+             "{not json", '{"body": "hello, no id"}', '{"ticket_id": 2, "body": "hello"}']
+    (tmp_path / "ids.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    score_file(tmp_path / "ids.jsonl", tmp_path / "ids.csv", **options)
+    out = read_output(tmp_path / "ids.csv")
+    assert out["id"].fillna("").tolist() == ["1", "1", "", "", "2"]  # 1 and "1" are two rows; no line numbers
+    assert out["error"][2].startswith("malformed: line 3 is not a JSON object") and out["error"].notna().sum() == 1
+
+
+def test_a_chunk_of_undecodable_rows_keeps_the_ids_it_can(tmp_path):
+    gbk = "我要退款".encode("gbk")
+    source = tmp_path / "gbk.csv"
+    source.write_bytes(b"ticket_id,body\nA,hello there\nB,where is my parcel\nC," + gbk + b"\n" + gbk
+                       + b",refund please\nE,where is my parcel\n")
+    summary = score_file(source, tmp_path / "out.csv", text_column="body", id_column="ticket_id", drafts=False,
+                         chunk_size=2)  # the second chunk holds only undecodable rows
+    out = read_output(tmp_path / "out.csv")
+    assert (summary.scored, summary.failed) == (3, 2)
+    assert out["id"].fillna("").tolist() == ["A", "B", "C", "", "E"]
+    assert out["error"][2] == "undecodable: bytes that are not UTF-8 in 'body'"
+    assert out["error"][3] == "undecodable: bytes that are not UTF-8 in 'ticket_id'"
+
+    lines = tmp_path / "gbk.jsonl"
+    lines.write_bytes(b'{"id": "J1", "body": "' + gbk + b'"}\n{"id": "J2", "body": "where is my parcel"}\n')
+    score_file(lines, tmp_path / "out.jsonl", text_column="body", id_column="id", drafts=False, chunk_size=1)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert [(r["id"], r["error"]) for r in rows] == [("J1", "undecodable: bytes that are not UTF-8 in 'body'"),
+                                                      ("J2", None)]
+
+
+def test_an_output_that_would_overwrite_the_input_is_refused(tmp_path):
+    source = tmp_path / "r.csv"
+    source.write_text("id,body\n1,where is my parcel\n", "utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(source)
+    for output in (source, tmp_path / "sub" / ".." / "r.csv", tmp_path / "link.csv"):
+        with pytest.raises(ValueError, match="would overwrite the input"):
+            score_file(source, output, text_column="body")
+    journal_named = tmp_path / "x.csv.partial.jsonl"  # the journal of x.csv
+    journal_named.write_text('{"body": "where is my parcel"}\n', "utf-8")
+    with pytest.raises(ValueError, match=r"x\.csv\.partial\.jsonl would overwrite the input"):
+        score_file(journal_named, tmp_path / "x.csv", text_column="body")
+    proc = run_cli("score", str(source), str(source), "--text-column", "body", "--quiet")
+    assert proc.returncode == 1 and "would overwrite the input" in proc.stderr
+    proc = run_cli("score", str(source), str(tmp_path / "out.csv"), "--text-column", "body", "--report", str(source))
+    assert proc.returncode == 1 and "--report" in proc.stderr
+    assert source.read_text("utf-8") == "id,body\n1,where is my parcel\n"
+    assert journal_named.read_text("utf-8") == '{"body": "where is my parcel"}\n'
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "out.csv").exists()
+
+
+def test_each_arrival_time_is_parsed_on_its_own(default_triage):
+    times = ["2024-11-04 10:00:00", "2024-11-04T10:00:00+08:00", "2024/11/04 10:00", "1730714400", "not a date", ""]
+    frame = pd.DataFrame({"ticket_id": list("ABCDEF"), "created_at": times, "body": ["where is my parcel"] * 6})
+    out = score_frame(frame, default_triage, text_column="body", id_column="ticket_id", time_column="created_at",
+                      drafts=False).set_index("id")
+    # one day for a normal message; naive times are UTC, and every due time is written in UTC
+    assert out["due"][list("ABCD")].tolist() == ["2024-11-05T10:00:00+00:00", "2024-11-05T02:00:00+00:00",
+                                                 "2024-11-05T10:00:00+00:00", "2024-11-05T10:00:00+00:00"]
+    assert out["error"]["E"] == ("invalid: unparseable time 'not a date' (use ISO 8601 such as "
+                                 "2024-11-04T10:00:00+08:00, or epoch seconds)") and pd.isna(out["due"]["E"])
+    assert pd.isna(out["error"]["F"]) and out["due"]["F"] > "2025"  # no time given: counts from now
+
+
+def test_text_that_is_not_a_string_is_refused(default_triage):
+    frame = pd.DataFrame([{"id": 5, "text": ["a"]}, {"id": 6, "text": 12345}, {"id": 7, "text": {"a": 1}},
+                          {"id": 8, "text": "12345"}], dtype=object)
+    out = score_frame(frame, default_triage, id_column="id", drafts=False)
+    assert out["error"][:3].tolist() == [f"invalid: text is not a string (got {t})" for t in ("list", "int", "dict")]
+    assert pd.isna(out["error"][3]) and out["intent"][3]  # a number written as text is text
+
+
 def _big_export(path: Path, n: int) -> Path:
     rows = [r for _, r in zip(range(n), map(json.loads, (ROOT / "data" / "eval" / "heldout.jsonl")
                                              .read_text("utf-8").splitlines()))]

@@ -9,12 +9,16 @@ it stopped, and the output file appears only when complete (written beside it, t
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import numbers
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from retrieval.files import DataFileError
@@ -30,13 +34,26 @@ OUTPUT_COLUMNS = [
     "draft_needs_human", "error",
 ]
 DEFAULT_MAX_CHARS = 20_000
-_ROW = "_row"  # source row number, carried through the readers
+_ROW = "_row"  # source row number, carried through the readers; resume and the output order go by it
+_EXTRA = (_ROW, "_text", "_time")  # journal-only columns (row number; the report's preview and arrival time)
 _UNDECODABLE = "undecodable: the row has bytes that are not UTF-8"
+_EPOCH = re.compile(r"[+-]?\d+(\.\d*)?")
 
 
 def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
-_EXTRA = ("_text", "_time")  # journal-only columns the report needs (message preview, arrival time)
+
+
+def _missing(value) -> bool:
+    """None, NaN, NaT or NA: an empty cell (lists and other containers are values, not missing)."""
+    import pandas as pd
+
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
+def _id_text(value) -> str:
+    """A ticket id as written in the output: as given, an empty cell stays empty."""
+    return "" if _missing(value) else str(value)
 
 
 def _require(module: str):
@@ -58,26 +75,49 @@ def file_format(path: str | os.PathLike) -> str:
 
 # ---------------------------------------------------------------------- scoring
 def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None, str | None]:
-    """The message text of a row, or an error saying why there is none."""
-    def cell(name):
-        value = row.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return value if isinstance(value, (str, bytes)) else str(value)
-
-    if subject_column or body_column:
-        parts = [cell(c) for c in (subject_column, body_column) if c]
-        parts = [p.decode("utf-8", "surrogateescape") if isinstance(p, bytes) else p for p in parts if p is not None]
-        text = "\n".join(p for p in parts if p.strip())
-    else:
-        text = cell(text_column)
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "surrogateescape")
-    if text is None or not str(text).strip():
+    """The message text of a row, or an error saying why there is none. A number or a list in a
+    typed format (JSONL, Parquet, Excel) is refused, not scored as its printed form."""
+    columns = [c for c in (subject_column, body_column) if c] if subject_column or body_column else [text_column]
+    parts = []
+    for value in (row.get(c) for c in columns):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
+        elif not isinstance(value, str) and not _missing(value):
+            return None, f"invalid: text is not a string (got {type(value).__name__})"
+        if isinstance(value, str) and value.strip():
+            parts.append(value)
+    text = "\n".join(parts)
+    if not text:
         return None, "empty: no text in this row"
     if _has_surrogates(text):
         return None, _UNDECODABLE
     return text, None
+
+
+def _arrival(value) -> tuple[datetime | None, str | None]:
+    """A row's arrival time, parsed on its own since exports mix formats (ISO 8601 with or without
+    an offset, ``/`` as the date separator, epoch seconds), or an error naming the value. An empty
+    cell is no time (due times count from now); naive times are UTC."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, datetime):  # Parquet and Excel hold real times
+        return value, None
+    text = str(value).strip()
+    try:
+        if (isinstance(value, numbers.Real) and not isinstance(value, bool)) or _EPOCH.fullmatch(text):
+            return datetime.fromtimestamp(float(text), timezone.utc), None
+        return datetime.fromisoformat(text.replace("/", "-")), None
+    except (ValueError, OverflowError, OSError):
+        return None, (f"invalid: unparseable time {text[:100]!r} (use ISO 8601 such as 2024-11-04T10:00:00+08:00, "
+                      f"or epoch seconds)")
+
+
+def _check_columns(columns, text_column, subject_column, body_column, id_column, time_column) -> None:
+    """A KeyError naming a column the options ask for that the table lacks, and the ones it has."""
+    for name in (text_column if not (subject_column or body_column) else None, subject_column, body_column,
+                 id_column, time_column):
+        if name and name not in columns:
+            raise KeyError(f"no column {name!r}; columns are {[c for c in columns if c not in (_ROW, '_error')]}")
 
 
 def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_column: str | None = None,
@@ -92,9 +132,10 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     text_column : str
         The message column; or give `subject_column` and/or `body_column`, joined by a newline.
     id_column : str, optional
-        Ticket ids (default: the frame's index).
+        Ticket ids, copied as they are (default: the frame's index).
     time_column : str, optional
-        Arrival times; the base of the due times (unparseable values count as now).
+        Arrival times, the base of the due times, each parsed on its own (see :func:`_arrival`). A
+        row whose time cannot be parsed is refused as invalid; an empty one counts as now.
     drafts : bool
         Draft replies in both languages (False skips them, about twice as fast).
     max_chars : int
@@ -108,28 +149,25 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     """
     import pandas as pd
 
-    for name in (text_column if not (subject_column or body_column) else None, subject_column, body_column,
-                 id_column, time_column):
-        if name and name not in frame.columns:
-            raise KeyError(f"no column {name!r}; columns are {list(frame.columns)}")
+    _check_columns(frame.columns, text_column, subject_column, body_column, id_column, time_column)
     records = frame.to_dict("records")
     ids = frame[id_column].tolist() if id_column else frame.index.tolist()
-    times = [None] * len(records)
-    if time_column:
-        parsed = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
-        times = [None if pd.isna(t) else t.to_pydatetime() for t in parsed]
-    out = [{"id": "" if i is None else str(i), "error": None} for i in ids]
+    times = [_arrival(v) for v in frame[time_column]] if time_column else [(None, None)] * len(records)
+    out = [{"id": _id_text(i), "error": None} for i in ids]
     texts, positions = [], []
     for n, record in enumerate(records):
         text, error = _text_of(record, text_column, subject_column, body_column)
         if error is None and len(text) > max_chars:
             error = f"oversized: {len(text)} characters (the limit is {max_chars})"
+        error = error or times[n][1]
         if error:
             out[n]["error"] = error
         else:
             texts.append(text)
             positions.append(n)
-    results = triage.assist_batch(texts, received_at=[times[n] for n in positions], draft=drafts)
+    received = [times[n][0] for n in positions]  # due times in UTC, whatever offset each arrival had
+    received = [t.astimezone(timezone.utc) if t is not None and t.tzinfo else t for t in received]
+    results = triage.assist_batch(texts, received_at=received, draft=drafts)
     for n, result in zip(positions, results):
         if isinstance(result, TriageFailure):
             out[n]["error"] = f"invalid: {result.error}"
@@ -149,11 +187,36 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
 
 
 # ---------------------------------------------------------------------- reading
-def count_rows(path: str | os.PathLike) -> int | None:
-    """Data rows in the file, cheaply (None when unknown)."""
+def _decodable(record: dict) -> dict:
+    """The record with its fields that are not UTF-8 emptied and an ``undecodable`` error naming
+    them, so the fields that do decode (the id above all) survive."""
+    bad = [k for k, v in record.items() if isinstance(v, str) and _has_surrogates(v)]
+    if not bad:
+        return record
+    return {**record, **dict.fromkeys(bad), "_error": f"undecodable: bytes that are not UTF-8 in "
+                                                      f"{', '.join(map(repr, bad))}"}
+
+
+def _chunk_frame(rows: list[dict], header=()):
+    """Rows as a DataFrame of objects, so ids stay as written (no 1 -> 1.0 beside an empty cell),
+    with every header column and an ``_error`` column even when no row of the chunk fills them."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, dtype=object)
+    return frame.reindex(columns=list(dict.fromkeys([*header, *frame.columns, "_error"])))
+
+
+def _source(path: str | os.PathLike) -> tuple[Path, str]:
+    """An input file and its format; DataFileError when it is missing."""
     fmt = file_format(path)
     if not Path(path).is_file():
         raise DataFileError(path, "file not found")
+    return Path(path), fmt
+
+
+def count_rows(path: str | os.PathLike) -> int | None:
+    """Data rows in the file, cheaply (None when unknown)."""
+    path, fmt = _source(path)
     if fmt == "parquet":
         return _require("pyarrow.parquet").ParquetFile(path).metadata.num_rows
     if fmt == "excel":
@@ -170,19 +233,15 @@ def count_rows(path: str | os.PathLike) -> int | None:
 
 def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
     """Yield pandas DataFrames of at most `chunk_size` rows, with a ``_row`` column of source row
-    numbers. Malformed rows are kept (with an ``_error`` column) so they are reported, not lost.
+    numbers and an ``_error`` one: malformed and undecodable rows are kept (with their error and
+    whatever fields could be read) so they are reported, not lost.
 
     Raises
     ------
     DataFileError
         For a missing, binary or unreadable file, or one without a header.
     """
-    import pandas as pd
-
-    path = Path(path)
-    fmt = file_format(path)
-    if not path.is_file():
-        raise DataFileError(path, "file not found")
+    path, fmt = _source(path)
     if fmt in ("csv", "tsv", "jsonl"):
         with open(path, "rb") as fh:
             if b"\x00" in fh.read(8192):
@@ -195,8 +254,8 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
             raise DataFileError(path, f"is not a readable Parquet file ({exc})") from None
         start = 0
         for batch in parquet.iter_batches(batch_size=chunk_size):
-            frame = batch.to_pandas()
-            frame[_ROW] = range(start + 1, start + 1 + len(frame))
+            frame = batch.to_pandas(integer_object_nulls=True)
+            frame[_ROW], frame["_error"] = range(start + 1, start + 1 + len(frame)), None
             start += len(frame)
             yield frame
         return
@@ -215,34 +274,34 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
         for number, values in enumerate(rows, start=2):
             chunk.append({**dict(zip(header, values)), _ROW: number})
             if len(chunk) == chunk_size:
-                yield pd.DataFrame(chunk)
+                yield _chunk_frame(chunk, header)
                 chunk = []
         if chunk:
-            yield pd.DataFrame(chunk)
+            yield _chunk_frame(chunk, header)
         book.close()
         return
-    # Text formats: undecodable bytes become lone surrogates, so one bad row is reported, not fatal.
+    # Text formats: undecodable bytes become lone surrogates, so one bad field is reported, not fatal.
     with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         if fmt == "jsonl":
             chunk = []
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
-                if _has_surrogates(line):
-                    chunk.append({_ROW: number, "_error": _UNDECODABLE})
-                    continue
                 try:
                     record = json.loads(line)
                     if not isinstance(record, dict):
                         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                    chunk.append({**record, _ROW: number})
-                except (json.JSONDecodeError, ValueError) as exc:
-                    chunk.append({_ROW: number, "_error": f"malformed: line {number} is not a JSON object ({exc})"})
+                except ValueError as exc:  # json.JSONDecodeError included
+                    error = _UNDECODABLE if _has_surrogates(line) else \
+                        f"malformed: line {number} is not a JSON object ({exc})"
+                    chunk.append({_ROW: number, "_error": error})
+                else:
+                    chunk.append({**_decodable(record), _ROW: number})
                 if len(chunk) == chunk_size:
-                    yield pd.DataFrame(chunk)
+                    yield _chunk_frame(chunk)
                     chunk = []
             if chunk:
-                yield pd.DataFrame(chunk)
+                yield _chunk_frame(chunk)
             return
         reader = csv.reader(fh, delimiter="," if fmt == "csv" else "\t")
         try:
@@ -258,52 +317,47 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
             except StopIteration:
                 break
             except csv.Error as exc:
-                chunk.append({_ROW: reader.line_num, "_error": f"malformed: {exc}"})
+                chunk.append({_ROW: reader.line_num, "_error": f"malformed: line {reader.line_num}: {exc}"})
                 continue
             if not any(v.strip() for v in values):
                 continue
-            if any(_has_surrogates(v) for v in values):
-                chunk.append({_ROW: reader.line_num, "_error": _UNDECODABLE})
-            elif len(values) != len(header):
-                chunk.append({_ROW: reader.line_num, "_error": f"malformed: {len(values)} fields, the header has "
-                                                               f"{len(header)}"})
-            else:
-                chunk.append({**dict(zip(header, values)), _ROW: reader.line_num})
+            # A row with the wrong number of fields keeps the leading ones (the id is usually first).
+            fields = _decodable(dict(zip(header, values)))
+            if len(values) != len(header):
+                fields["_error"] = f"malformed: line {reader.line_num} has {len(values)} fields, the header has " \
+                                   f"{len(header)}"
+            chunk.append({**fields, _ROW: reader.line_num})
             if len(chunk) == chunk_size:
-                yield pd.DataFrame(chunk)
+                yield _chunk_frame(chunk, header)
                 chunk = []
         if chunk:
-            yield pd.DataFrame(chunk)
+            yield _chunk_frame(chunk, header)
 
 
 def score_chunk(frame, triage: Triage, *, id_column: str | None, **options):
-    """:func:`score_frame` on a chunk from :func:`iter_chunks`: rows the reader marked malformed
-    keep their error, and ids default to the source row numbers."""
+    """:func:`score_frame` on a chunk from :func:`iter_chunks`, plus the journal's columns
+    (:data:`_EXTRA`): rows the reader refused keep their error and whatever id they have, ids
+    default to the source row numbers, and a column no row of the chunk has (a JSONL key) is empty
+    (:func:`score_file` checks the names once, against the file)."""
     import pandas as pd
 
-    frame = frame.reset_index(drop=True)
-    bad = frame["_error"].notna() if "_error" in frame.columns else pd.Series(False, index=frame.index)
-    if id_column:
-        if id_column not in frame.columns:
-            raise KeyError(f"no column {id_column!r}; columns are {[c for c in frame.columns if not c.startswith('_')]}")
-        ids = frame[id_column].where(frame[id_column].notna(), frame[_ROW]).astype(str)
-    else:
-        ids = frame[_ROW].astype(str)
-    good = frame[~bad].drop(columns=[c for c in ("_error",) if c in frame.columns])
-    good = good.assign(_id=ids[~bad].values)
-    scored = score_frame(good, triage, id_column="_id", **options) if len(good) else None
-    rows = [{**dict.fromkeys(OUTPUT_COLUMNS), "id": ids[n], "error": frame.at[n, "_error"]} for n in frame.index[bad]]
-    parts = [p for p in (scored, pd.DataFrame(rows, columns=OUTPUT_COLUMNS) if rows else None) if p is not None]
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OUTPUT_COLUMNS)
-    order = {str(i): n for n, i in enumerate(ids)}
-    out = out.sort_values("id", key=lambda col: col.map(order), kind="stable").reset_index(drop=True)
-    text_options = {k: options.get(k) for k in ("text_column", "subject_column", "body_column")}
-    text_options.setdefault("text_column", "text")
-    previews = [(_text_of(r, text_options["text_column"] or "text", text_options["subject_column"],
-                          text_options["body_column"])[0] or "")[:300] for r in frame.to_dict("records")]
-    time_column = options.get("time_column")
-    times = frame[time_column].astype(str).tolist() if time_column and time_column in frame.columns else [None] * len(frame)
-    return out.assign(_text=previews, _time=times)
+    id_column = id_column or _ROW
+    text_column = options.get("text_column", "text")
+    subject_column, body_column, time_column = (options.get(k) for k in ("subject_column", "body_column",
+                                                                           "time_column"))
+    named = [c for c in (text_column, subject_column, body_column, id_column, time_column, "_error") if c]
+    frame = frame.reset_index(drop=True).reindex(columns=list(dict.fromkeys([*frame.columns, *named])))
+    refused = frame["_error"].notna()
+    good, bad = frame[~refused], frame[refused]
+    parts = [score_frame(good, triage, id_column=id_column, **options).set_axis(good.index)] if len(good) else []
+    if len(bad):
+        parts.append(pd.DataFrame({"id": [_id_text(i) for i in bad[id_column]], "error": bad["_error"]},
+                                  index=bad.index, columns=OUTPUT_COLUMNS))
+    previews = [(_text_of(r, text_column, subject_column, body_column)[0] or "")[:300]
+                for r in frame.to_dict("records")]
+    times = [_arrival(v)[0] for v in frame[time_column]] if time_column else [None] * len(frame)
+    return pd.concat(parts).sort_index().assign(_row=frame[_ROW], _text=previews,
+                                                _time=[t and t.isoformat() for t in times])
 
 
 # ---------------------------------------------------------------------- writing
@@ -311,19 +365,24 @@ def _journal_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial.jsonl")
 
 
-def done_ids(output: str | os.PathLike) -> set[str]:
-    """Ids already scored by an interrupted run (from its journal)."""
-    journal = _journal_path(Path(output))
-    if not journal.exists():
-        return set()
-    ids = set()
-    with open(journal, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                ids.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                break  # a line cut short by the kill: everything after it is rescored
-    return ids
+def _tmp_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.tmp")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (through symbolic or hard links too)."""
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+
+
+def _fingerprint(input: Path, settings: dict) -> dict:
+    """What a journal is written for: the input's content and the settings that shape the results,
+    so a resume never mixes rows of two different runs (rows are matched by position)."""
+    digest = hashlib.sha256()
+    with open(input, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"input_sha256": digest.hexdigest(), "settings": settings}
 
 
 def _json_line(record: dict) -> str:
@@ -332,34 +391,71 @@ def _json_line(record: dict) -> str:
     return json.dumps(clean, ensure_ascii=False, default=str) + "\n"
 
 
-def append_journal(output: Path, frame) -> None:
-    """Append scored rows to the journal and fsync, so a kill loses at most the chunk in flight."""
-    with open(_journal_path(output), "a", encoding="utf-8") as fh:
-        fh.writelines(_json_line(record) for record in frame.to_dict("records"))
+def _write_journal(output: Path, lines, mode: str = "a") -> None:
+    """Write lines to the journal and fsync, so a kill loses at most the chunk in flight."""
+    with open(_journal_path(output), mode, encoding="utf-8") as fh:
+        fh.writelines(lines)
         fh.flush()
         os.fsync(fh.fileno())
 
 
+def append_journal(output: Path, frame) -> None:
+    """Append scored rows (from :func:`score_chunk`) to the journal."""
+    _write_journal(output, map(_json_line, frame.to_dict("records")))
+
+
+def _open_journal(output: Path, fingerprint: dict, resume: bool) -> set[int]:
+    """Start the journal with its fingerprint, or with `resume` continue an interrupted run's: the
+    source rows it already scored are returned (to skip), a line torn by the kill is cut off so
+    appending continues cleanly, and a journal of other input or settings is refused."""
+    journal, done, kept = _journal_path(output), set(), 0
+    if resume and journal.exists():
+        with open(journal, "rb+") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.endswith(b"\n"):
+                    break  # cut short by the kill: its row is scored again
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    raise ValueError(f"{journal} is damaged at line {number}; rerun without --resume to start "
+                                     f"over") from None
+                if number == 1:
+                    _check_journal(journal, record.get("journal") or {}, fingerprint)
+                else:
+                    done.add(record[_ROW])
+                kept += len(line)
+            fh.truncate(kept)
+    if not kept:  # a new run (a stale journal is discarded), or a kill before the fingerprint was down
+        _write_journal(output, [_json_line({"journal": fingerprint})], "w")
+    return done
+
+
+def _check_journal(journal: Path, found: dict, expected: dict) -> None:
+    if found.get("input_sha256") != expected["input_sha256"]:
+        raise ValueError(f"{journal} is from a run on other input (the file's content differs, or an older "
+                         f"version wrote it); rerun without --resume to start over")
+    changed = [f"{k} {found['settings'].get(k)!r} -> {v!r}" for k, v in expected["settings"].items()
+               if found["settings"].get(k) != v]
+    if changed:
+        raise ValueError(f"{journal} is from a run with other settings ({', '.join(changed)}); resume with the "
+                         f"same ones, or rerun without --resume to start over")
+
+
 def _journal_frames(output: Path, chunk_size: int = 5000) -> Iterator:
+    """The journal's rows a chunk at a time, in input order (runs and resumes append them so)."""
     import pandas as pd
 
-    seen: set[str] = set()
-    chunk = []
+    columns = [*OUTPUT_COLUMNS, *_EXTRA]
+    chunk, yielded = [], False
     with open(_journal_path(output), encoding="utf-8") as fh:
+        next(fh)  # the fingerprint
         for line in fh:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line of a killed run; its row was rescored
-            if record["id"] in seen:
-                continue  # a chunk rescored after a kill: the first copy wins
-            seen.add(record["id"])
-            chunk.append(record)
+            chunk.append(json.loads(line))
             if len(chunk) == chunk_size:
-                yield pd.DataFrame(chunk, columns=[*OUTPUT_COLUMNS, *_EXTRA])
-                chunk = []
-    if chunk or not seen:
-        yield pd.DataFrame(chunk, columns=[*OUTPUT_COLUMNS, *_EXTRA])
+                yield pd.DataFrame(chunk, columns=columns)
+                chunk, yielded = [], True
+    if chunk or not yielded:
+        yield pd.DataFrame(chunk, columns=columns)
 
 
 def _frames_for(output: Path, report) -> Iterator:
@@ -374,7 +470,7 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
     `report` (a :class:`~triage.report.BatchReport`) sees every row on the way."""
     output = Path(output)
     fmt = file_format(output)
-    tmp = output.with_name(f".{output.name}.tmp")
+    tmp = _tmp_path(output)
     if fmt in ("csv", "tsv"):
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, delimiter="," if fmt == "csv" else "\t")
@@ -441,8 +537,8 @@ def read_output(path: str | os.PathLike):
                        na_values=[""])
 
 
-__all__ = ["FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_rows", "done_ids", "finalize",
-           "iter_chunks", "read_output", "score_chunk", "score_file", "score_frame"]
+__all__ = ["FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_rows", "finalize", "iter_chunks",
+           "read_output", "same_file", "score_chunk", "score_file", "score_frame"]
 
 
 # ---------------------------------------------------------------------- the run
@@ -467,29 +563,39 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
                report=None, progress=None) -> RunSummary:
     """Score `input` into `output` (formats from the file names), streaming in chunks.
 
-    With ``resume=True`` rows already in the journal of an interrupted run are skipped (by id);
-    otherwise a stale journal is discarded. `report` (a :class:`~triage.report.BatchReport`) sees
-    every row; `progress` is called with the number of rows done after each chunk.
+    With ``resume=True`` rows already in the journal of an interrupted run are skipped (by their
+    position in the input, which must be unchanged, as must the settings); otherwise a stale journal
+    is discarded. `report` (a :class:`~triage.report.BatchReport`) sees every row; `progress` is
+    called with the number of rows done after each chunk.
+
+    Raises
+    ------
+    ValueError
+        When the output, its journal or its temporary file would overwrite the input, or when
+        resuming a journal written for other input or settings.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    output = Path(output)
+    input, output = _source(input)[0], Path(output)
     file_format(output)
-    journal = _journal_path(output)
-    if not resume and journal.exists():
-        journal.unlink()
-    done = done_ids(output) if resume else set()
+    for path in (output, _journal_path(output), _tmp_path(output)):
+        if same_file(path, input):
+            raise ValueError(f"writing {path} would overwrite the input {input}; choose another output path")
     options = dict(id_column=id_column, text_column=text_column, subject_column=subject_column,
                    body_column=body_column, time_column=time_column, drafts=drafts, max_chars=max_chars)
+    settings = {**options, "model": model and str(model), "knowledge_base": knowledge_base and str(knowledge_base)}
+    done = _open_journal(output, _fingerprint(input, settings), resume)
     summary = RunSummary()
 
     def pending() -> Iterator:
+        unchecked = True
         for frame in iter_chunks(input, chunk_size):
+            if unchecked and frame["_error"].isna().any():  # the first readable rows show the columns
+                _check_columns(frame.columns, text_column, subject_column, body_column, id_column, time_column)
+                unchecked = False
             if done:
-                ids = (frame[id_column].astype(str) if id_column and id_column in frame.columns
-                       else frame[_ROW].astype(str))
-                keep = ~ids.isin(done)
+                keep = ~frame[_ROW].isin(done)
                 summary.skipped += int((~keep).sum())
                 frame = frame[keep]
                 if progress and not keep.all():
@@ -529,13 +635,5 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    if not journal.exists():  # nothing to score (or all skipped): still write a valid, empty output
-        append_journal(output, _empty_frame())
     finalize(output, report)
     return summary
-
-
-def _empty_frame():
-    import pandas as pd
-
-    return pd.DataFrame(columns=[*OUTPUT_COLUMNS, *_EXTRA])

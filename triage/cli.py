@@ -385,11 +385,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from .batch import count_rows, score_file
+    from .batch import count_rows, same_file, score_file
     from .report import BatchReport
 
     if not (args.text_column or args.subject_column or args.body_column):
         raise ValueError("say where the message is: --text-column, or --subject-column and/or --body-column")
+    if args.report and any(same_file(args.report, path) for path in (args.input, args.output)):
+        raise ValueError(f"--report {args.report} would overwrite the input or the output; choose another path")
     total = count_rows(args.input)
     report = BatchReport(title=f"Ticket triage report: {Path(args.input).name}") if args.report else None
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
@@ -554,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="the message column (or --subject-column / --body-column)")
     p.add_argument("--subject-column")
     p.add_argument("--body-column")
-    p.add_argument("--id-column", help="ticket ids (default: the row number); resume matches on them")
+    p.add_argument("--id-column", help="ticket ids, copied as they are (default: the row number)")
     p.add_argument("--time-column", help="arrival time: the base of due times and the report's timeline")
     p.add_argument("--no-drafts", action="store_true", help="skip reply drafts (about twice as fast)")
     p.add_argument("--workers", type=int, default=1, help="processes (each loads the model once)")
