@@ -108,6 +108,11 @@ def decode(data: bytes | str, *, encoding: str = "utf-8") -> str:
     raise TextInputError(f"message must be str or bytes, got {type(data).__name__}")
 
 
+def has_undecodable(text: str) -> bool:
+    """True if `text` holds lone surrogates: bytes that failed to decode (``errors="surrogateescape"``)."""
+    return _SURROGATE_RE.search(text) is not None
+
+
 def _clean_char(ch: str) -> str:
     category = unicodedata.category(ch)
     if category == "Cf":

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from retrieval.files import DataFileError
+from retrieval.text import has_undecodable
 
 from .pipeline import Triage
 from .results import TriageFailure
@@ -38,10 +39,6 @@ _ROW = "_row"  # source row number, carried through the readers; resume and the 
 _EXTRA = (_ROW, "_text", "_time")  # journal-only columns (row number; the report's preview and arrival time)
 _UNDECODABLE = "undecodable: the row has bytes that are not UTF-8"
 _EPOCH = re.compile(r"[+-]?\d+(\.\d*)?")
-
-
-def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _missing(value) -> bool:
@@ -89,7 +86,7 @@ def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None,
     text = "\n".join(parts)
     if not text:
         return None, "empty: no text in this row"
-    if _has_surrogates(text):
+    if has_undecodable(text):
         return None, _UNDECODABLE
     return text, None
 
@@ -190,7 +187,7 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
 def _decodable(record: dict) -> dict:
     """The record with its fields that are not UTF-8 emptied and an ``undecodable`` error naming
     them, so the fields that do decode (the id above all) survive."""
-    bad = [k for k, v in record.items() if isinstance(v, str) and _has_surrogates(v)]
+    bad = [k for k, v in record.items() if isinstance(v, str) and has_undecodable(v)]
     if not bad:
         return record
     return {**record, **dict.fromkeys(bad), "_error": f"undecodable: bytes that are not UTF-8 in "
@@ -292,7 +289,7 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
                     if not isinstance(record, dict):
                         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
                 except ValueError as exc:  # json.JSONDecodeError included
-                    error = _UNDECODABLE if _has_surrogates(line) else \
+                    error = _UNDECODABLE if has_undecodable(line) else \
                         f"malformed: line {number} is not a JSON object ({exc})"
                     chunk.append({_ROW: number, "_error": error})
                 else:
