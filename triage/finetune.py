@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from retrieval.text import TextInputError
 
-__all__ = ["E5Tokenizer", "ModelImage", "TransformerClassifier", "read_model_image"]
+__all__ = ["E5Tokenizer", "ModelImage", "ModelImageError", "TransformerClassifier", "read_model_image"]
 
 _INSTALL_HINT = "pip install 'kefu-triage[e5,transformers]' (and torch==2.13.0 first, see README)"
 _IMAGE_FILE = "e5-small-q4.bin"
