@@ -17,7 +17,7 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 from retrieval.text import TextInputError  # noqa: E402
 from triage.finetune import ModelImageError, TransformerClassifier, read_model_image  # noqa: E402
 
-SAMPLES = ["我的快递三天了还没到", "How do I reset my password?", "退款什么时候到账，已经等了一个星期了！！",
+SAMPLES = ["我的快递三天了还没到", "I forgot my login password, help me set a new one", "退款什么时候到账，已经等了一个星期了！！",
            "hello   world 你好", "ＡＢＣ全角字符 and ﬁ ligature", "订单号 20240101-889 的发票开错了，请重新开具。"]
 
 POSITIVE = ["质量很好，非常满意", "物流很快，五星好评", "客服态度特别好，谢谢", "东西不错，下次还来",
