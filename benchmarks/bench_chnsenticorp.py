@@ -1,6 +1,6 @@
 """ChnSentiCorp sentiment accuracy through `triage train` and `triage evaluate` (Chinese reviews).
 
-    python benchmarks/bench_chnsenticorp.py [--configs tfidf,usem3,best,finetuned]
+    python benchmarks/bench_chnsenticorp.py [--configs tfidf,usem3,best,finetuned] [--seed 0]
 
 "finetuned" late-fuses the TF-IDF model with multilingual-e5-small fine-tuned on the training
 file (`triage.finetune`, needs the `e5` and `transformers` extras; about 30 minutes on 2 cores).
@@ -23,7 +23,7 @@ CONFIGS = {
 FUSED_TFIDF = ["--encoder", "none", "--C", "1.0", "--max-char-features", "300000", "--max-word-features", "300000"]
 
 
-def finetuned_fusion(data: Path) -> None:
+def finetuned_fusion(data: Path, seed: int) -> None:
     """TF-IDF (`triage train`) + fine-tuned e5, late-fused with a weight chosen on dev."""
     from triage.bundle import load_serving
     from triage.data import read_labeled
@@ -40,7 +40,7 @@ def finetuned_fusion(data: Path) -> None:
         served = load_serving(tmp)
     head = served.heads["intent"]
     started = time.perf_counter()
-    transformer = TransformerClassifier().fit(splits["train"].texts, splits["train"].labels)
+    transformer = TransformerClassifier(seed=seed).fit(splits["train"].texts, splits["train"].labels)
     finetune_seconds = time.perf_counter() - started
     if list(transformer.classes_) != list(head.classes):
         raise SystemExit(f"label orders differ: {list(transformer.classes_)} vs {list(head.classes)}")
@@ -63,18 +63,23 @@ def finetuned_fusion(data: Path) -> None:
         report = evaluate_predictions(gold, [str(head.classes[i]) for i in predicted])
         rows.append([name, report.accuracy, report.macro_f1])
     rows.append(["training time (2 cores)", f"TF-IDF {tfidf_seconds:.0f} s", f"fine-tuning {finetune_seconds:.0f} s"])
-    print_table("ChnSentiCorp test (1,200 reviews): TF-IDF + fine-tuned multilingual-e5-small",
+    print_table(f"ChnSentiCorp test (1,200 reviews): TF-IDF + fine-tuned multilingual-e5-small (seed {seed})",
                 ["model", "accuracy", "macro-F1"], rows)
     console.print(json.dumps({"fusion_weight": fusion.weight_, "dev_accuracy": fusion.heldout_accuracy_,
                               "test_accuracy": rows[2][1]}))
 
 
 if __name__ == "__main__":
-    names = pick({**CONFIGS, "finetuned": []})
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed (shuffling, head, dropout)")
+    args, rest = parser.parse_known_args()
+    names = pick({**CONFIGS, "finetuned": []}, rest)
     data = dataset("chnsenticorp_12k_split")
     cli_configs = {name: CONFIGS[name] for name in names if name in CONFIGS}
     if cli_configs:
         train_and_evaluate("ChnSentiCorp test (1,200 reviews)", data / "train.tsv", data / "test.tsv",
                            "text_a", "label", cli_configs)
     if "finetuned" in names:
-        finetuned_fusion(data)
+        finetuned_fusion(data, args.seed)
