@@ -9,7 +9,6 @@ it stopped, and the output file appears only when complete (written beside it, t
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import numbers
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from retrieval.files import DataFileError
+from retrieval.files import DataFileError, sha256_file
 from retrieval.text import has_undecodable
 
 from .pipeline import Triage
@@ -375,11 +374,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def _fingerprint(input: Path, settings: dict) -> dict:
     """What a journal is written for: the input's content and the settings that shape the results,
     so a resume never mixes rows of two different runs (rows are matched by position)."""
-    digest = hashlib.sha256()
-    with open(input, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"input_sha256": digest.hexdigest(), "settings": settings}
+    return {"input_sha256": sha256_file(input), "settings": settings}
 
 
 def _json_line(record: dict) -> str:
