@@ -35,10 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from . import usem3_forward
 from .files import read_cached, sha256_file, write_cached
 from .text import TOKENIZER_PROBE
 
 ROLES = ("query", "passage")
+# Messages that the faster usem3 pass must reproduce: both scripts, one piece, more pieces than a
+# micro-batch holds, and several at once so messages meet at micro-batch edges.
+USEM3_PROBES = [TOKENIZER_PROBE, "ok", "退货", "請問這款有藍色嗎？", "Can I change the delivery address?",
+                "物流一直不更新 " * 60, "refund pls " * 40, "where's my order #5512"]
 
 _FACTORIES: dict[str, Callable[[str | None], "Encoder"]] = {}
 _INSTANCES: dict[str, "Encoder"] = {}
@@ -210,7 +215,9 @@ class USEM3Encoder(Encoder):
     `threads` is the number of cores to use. A few messages run as one call with that many BLAS
     threads; a large batch is split over that many Python threads with one BLAS thread each,
     which suits these small matrices better (on 2 cores about 20 % more short messages a
-    second than one call). BLAS limits are process-wide, so calls are serialised.
+    second than one call). BLAS limits are process-wide, so calls are serialised. The network
+    runs through :mod:`retrieval.usem3_forward` (about a quarter faster) when that reproduces
+    usem3's own output at load, else through usem3.
     """
 
     batch_size = 1024
@@ -221,6 +228,7 @@ class USEM3Encoder(Encoder):
         self.threads = threads
         self._dim = 512
         self._model = None
+        self._forward: usem3_forward.MemoForward | None = None  # None: usem3's own pass
         self._blas = None
 
     def _load(self) -> None:
@@ -236,16 +244,23 @@ class USEM3Encoder(Encoder):
         self._blas = ThreadpoolController()  # finds the BLAS libraries once, not per call
         self._model = usem3.USE(threads=None)  # BLAS threads are set here, per call
         self._model._sp = _usem3_tokenizer(usem3)  # what the model would build on first use, from the cache
-        self._encode(["warm up"], "query")
+        with self._blas.limit(limits=self.threads, user_api="blas"):
+            self._forward = usem3_forward.build(self._model, USEM3_PROBES)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """One thread's share of a call."""
+        if self._forward is None:
+            return self._model.encode(texts)
+        return self._forward([usem3_forward.piece_ids(self._model, text) for text in texts])
 
     def _encode(self, texts: list[str], role: str) -> np.ndarray:
         with _BLAS_LIMIT_LOCK:
             if self.threads < 2 or len(texts) < self._split_from * self.threads:
                 with self._blas.limit(limits=self.threads, user_api="blas"):
-                    return self._model.encode(texts)
+                    return self._embed(texts)
             parts = np.array_split(np.arange(len(texts)), self.threads)
             with self._blas.limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
-                return np.vstack(list(pool.map(lambda rows: self._model.encode([texts[i] for i in rows]), parts)))
+                return np.vstack(list(pool.map(lambda rows: self._embed([texts[i] for i in rows]), parts)))
 
 
 def _usem3_tokenizer(usem3):

