@@ -195,8 +195,9 @@ TOKENIZER_PROBE = "Where is my parcel? 我的快递三天了还没到，訂單 #
 
 
 @functools.lru_cache(maxsize=1)
-def _jieba():
-    """jieba with its dictionary loaded, from our cache when it can be.
+def _jieba_state():
+    """jieba with its dictionary loaded, from our cache when it can be, and whether that
+    dictionary is jieba's default one.
 
     jieba keeps its own cache but reads it with ``marshal.load`` on a file object, object by
     object (about 1 s); the same tables read from bytes take about 0.35 s. The cache is keyed by
@@ -209,7 +210,7 @@ def _jieba():
     jieba.setLogLevel(logging.WARNING)
     if jieba.dt.initialized or jieba.dt.dictionary is not None:
         jieba.initialize()  # the application set jieba up (own dictionary or words): leave it be
-        return jieba
+        return jieba, False
     dictionary = Path(jieba.__file__).parent / jieba.DEFAULT_DICT_NAME
     key = hashlib.sha256(f"{jieba.__version__}:{sha256_file(dictionary)}".encode()).hexdigest()[:16]
     cached = read_cached("jieba-dictionary", key)
@@ -219,18 +220,51 @@ def _jieba():
                 jieba.dt.FREQ, jieba.dt.total, probe = cached
                 jieba.dt.initialized = True
             if jieba.lcut(TOKENIZER_PROBE) == probe:
-                return jieba
+                return jieba, True
         except Exception:  # noqa: BLE001 - any damage in a cache file means: build the tables
             pass
         jieba.dt.initialized = False
     jieba.initialize()
     write_cached("jieba-dictionary", key, (jieba.dt.FREQ, jieba.dt.total, jieba.lcut(TOKENIZER_PROBE)))
-    return jieba
+    return jieba, True
+
+
+@functools.lru_cache(maxsize=1)
+def _segment():
+    """``jieba.lcut`` for the default dictionary, with blocks of Chinese characters cut by rjieba.
+
+    jieba cuts a text block by block (runs of Chinese, Latin letters, digits and ``+#&._%-``;
+    everything else one character at a time) and each block alone. rjieba (jieba-rs, compiled)
+    gives the same words as jieba for blocks of Chinese characters only, checked on all 14,812
+    such blocks in the project's data, in about a thirtieth of the time; elsewhere it splits
+    differently ("0987-221-305" stays whole), so every other block goes to jieba, remembered
+    because they repeat (English words, digits). Plain jieba when rjieba is missing or the
+    application has set jieba up with its own dictionary: rjieba only knows the default one.
+    """
+    jieba, default_dictionary = _jieba_state()
+    try:
+        if not default_dictionary:
+            raise ImportError("jieba has the application's dictionary")
+        import rjieba
+    except ImportError:
+        return jieba.lcut
+    blocks = jieba.re_han_default  # jieba's own block pattern, so blocks end where jieba's do
+    chinese = re.compile("[\u4E00-\u9FD5]+")
+    other = functools.lru_cache(maxsize=16384)(lambda block: tuple(jieba.lcut(block)))
+
+    def segment(text: str) -> list[str]:
+        words: list[str] = []
+        for block in blocks.split(text):
+            if block:
+                words.extend(rjieba.cut(block, hmm=True) if chinese.fullmatch(block) else other(block))
+        return words
+
+    return segment if segment(TOKENIZER_PROBE) == jieba.lcut(TOKENIZER_PROBE) else jieba.lcut
 
 
 def warm_up() -> None:
-    """Load the jieba dictionary and the OpenCC tables now rather than on the first message."""
-    _jieba()
+    """Load the jieba dictionaries and the OpenCC tables now rather than on the first message."""
+    _segment()
     for config in ("t2s", "s2t"):
         _opencc(config)
 
@@ -242,7 +276,7 @@ def tokenize(text: str, *, segmenter=None) -> list[str]:
     ``jieba.Tokenizer`` with a user dictionary; the default is jieba's global one.
     """
     tokens = []
-    for tok in (segmenter or _jieba()).lcut(text):
+    for tok in segmenter.lcut(text) if segmenter else _segment()(text):
         tok = tok.strip().lower()
         if tok and (tok[0].isalnum() or _HAN_RE.match(tok)):
             tokens.append(tok)

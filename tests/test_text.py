@@ -98,3 +98,41 @@ def test_traditional_conversion_fixes_shop_talk():
 
     out = to_traditional("具体看发卡银行的处理速度，而不是只看可用额度", "tw")
     assert "發卡銀行" in out and "只看" in out and "髮" not in out
+
+
+def test_segmenter_gives_jiebas_words():
+    """Chinese blocks go to rjieba, the rest to jieba: together exactly jieba's output."""
+    import random
+
+    from retrieval import text as text_module
+
+    segment = text_module._segment()
+    jieba = text_module._jieba_state()[0]
+    assert segment is not jieba.lcut  # rjieba is a dependency: the fast path is on
+    rng = random.Random(7)
+    pool = list("我想退货快递没到订单取消发票优惠券尺码颜色破损换货维修价格红包积分地址物流顺丰恤卡拉") + list(
+        "abcxyzTOK0123456789+#&._%-") + list(" ,.!?，。！？：“”（）@/\n\t") + ["é", "ก", "한", "の", "😡", "\u200b"]
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 50))) for _ in range(3000)]
+    texts += ["买了件t恤尺码不对", "卡拉ok麦克风没声音", "iphone15手机壳3.5折", "电话0987-221-305 邮箱k.zhang@gmail.com"]
+    for text in texts:
+        assert segment(text) == jieba.lcut(text), text
+
+
+def test_segmenter_is_plain_jieba_without_rjieba_or_with_the_applications_dictionary(monkeypatch):
+    import sys
+
+    from retrieval import text as text_module
+
+    jieba = text_module._jieba_state()[0]
+    try:
+        text_module._segment.cache_clear()
+        monkeypatch.setitem(sys.modules, "rjieba", None)  # import fails
+        assert text_module._segment() == jieba.lcut
+        monkeypatch.undo()
+        text_module._segment.cache_clear()
+        monkeypatch.setattr(text_module, "_jieba_state", lambda: (jieba, False))
+        assert text_module._segment() == jieba.lcut
+    finally:
+        monkeypatch.undo()
+        text_module._segment.cache_clear()
+    assert text_module._segment() != jieba.lcut
