@@ -153,6 +153,10 @@ class Triage:
         lacks (say, a bundle trained only for intent) come from the default bundle.
     max_chars : int
         Longer messages are truncated to this many characters and flagged ``truncated``.
+    strip_quoted : bool
+        Triage only the customer's new words in an email reply: quoted history, ">" lines, the
+        signature and "Sent from my iPhone" are left out (:func:`retrieval.quoted.strip_quoted`)
+        and counted in ``quoted_chars``. The result's ``text`` stays the message as received.
     abstain : AbstainPolicy or dict, optional
         Intent abstention thresholds; default: the bundle's recommended policy, if any.
     response_targets : dict, optional
@@ -175,6 +179,7 @@ class Triage:
         model: str | os.PathLike | Bundle | ServingModel | None = None,
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
+        strip_quoted: bool = True,
         abstain: AbstainPolicy | dict | None = None,
         response_targets: dict[str, timedelta] | None = None,
         explain_top_k: int = 5,
@@ -188,6 +193,7 @@ class Triage:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.model = model
         self.max_chars = max_chars
+        self.strip_quoted = bool(strip_quoted)
         if abstain is not None and not isinstance(abstain, (AbstainPolicy, dict)):
             raise TypeError(f"abstain must be an AbstainPolicy or a dict of its settings, got {abstain!r}")
         self._abstain = AbstainPolicy.from_dict(abstain) if isinstance(abstain, dict) and abstain else abstain or None
@@ -317,7 +323,7 @@ class Triage:
         positions: list[int] = []
         for i, text in enumerate(texts):
             try:
-                docs.append(prepare(text, max_chars=self.max_chars))
+                docs.append(prepare(text, max_chars=self.max_chars, strip_quoted=self.strip_quoted))
                 positions.append(i)
             except TextInputError as exc:
                 if on_error == "raise":
@@ -361,7 +367,7 @@ class Triage:
         ok = [r for r in results if isinstance(r, TriageResult)]
         boosts = [{**dict(r.intent.alternatives), r.intent.label: r.intent.confidence} for r in ok]
         depth = max(k, self.drafter.pool) if draft else k
-        searched = iter(self.knowledge_base.search_batch([r.text for r in ok], depth, filters=filters,
+        searched = iter(self.knowledge_base.search_batch([r.normalized for r in ok], depth, filters=filters,
                                                          intent_scores=boosts))
         out: list[AssistResult | TriageFailure] = []
         for result, name in zip(results, names):
@@ -445,7 +451,9 @@ class Triage:
                     ),
                     sentiment=self._sentiment(classes["sentiment"], proba["sentiment"][i], expl.get("sentiment")),
                     entities=extract_entities(doc.normalized),
+                    normalized=doc.normalized,
                     truncated=doc.truncated,
+                    quoted_chars=doc.quoted_chars,
                     model_version=self.bundle.version if self.bundle else "",
                 )
             )

@@ -109,7 +109,11 @@ class SentimentResult:
 
 @dataclass(frozen=True)
 class TriageResult:
-    """Everything triage knows about one message."""
+    """Everything triage knows about one message.
+
+    `text` is the message as received; `normalized` is what the models read (NFKC, half-width,
+    capped at ``max_chars``, quoted email history cut), and the entities' offsets point into it.
+    """
 
     text: str
     language: str
@@ -117,18 +121,22 @@ class TriageResult:
     urgency: UrgencyResult
     sentiment: SentimentResult
     entities: tuple[Entity, ...]
+    normalized: str = ""
     truncated: bool = False
+    quoted_chars: int = 0
     model_version: str = ""
 
     def to_dict(self) -> dict:
         return {
             "text": self.text,
+            "normalized": self.normalized,
             "language": self.language,
             "intent": self.intent.to_dict(),
             "urgency": self.urgency.to_dict(),
             "sentiment": self.sentiment.to_dict(),
             "entities": [e.to_dict() for e in self.entities],
             "truncated": self.truncated,
+            "quoted_chars": self.quoted_chars,
             "model_version": self.model_version,
         }
 

@@ -151,12 +151,15 @@ class Entity(BaseModel):
 
 class TriageResponse(BaseModel):
     text: str
+    normalized: str = Field(description="What the models read: normalised, capped, quoted email history cut. "
+                                        "Entity offsets point into it.")
     language: Literal["zh-Hans", "zh-Hant", "en", "mixed", "unknown"]
     intent: Intent
     urgency: Urgency
     sentiment: Sentiment
     entities: list[Entity]
     truncated: bool
+    quoted_chars: int = Field(description="Characters of quoted email history, signature and mail-app footer left out of triage.")
     model_version: str
 
 
