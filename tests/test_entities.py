@@ -78,3 +78,18 @@ def test_phone_with_country_code_is_a_phone_and_order_numbers_are_not_cards():
     assert mask_pii("订单号4111111111111111") == "订单号4111111111111111"
     assert mask_pii("卡号4111111111111111") == "卡号[CARD]"
     assert [(e.type, e.value["amount"]) for e in extract_entities("一共50块")] == [("amount", 50.0)]
+
+
+def test_mask_pii_masks_full_width_digits_and_email_in_place():
+    text = "电话１３８１２３４５６７８ 邮箱 ａｂｃ＠ｑｑ．ｃｏｍ，订单号：１２３４５６７８９０１２"
+    masked = mask_pii(text)
+    assert masked == "电话[PHONE] 邮箱 [EMAIL]，订单号：１２３４５６７８９０１２"
+
+
+def test_result_entity_offsets_point_into_the_normalized_text():
+    import triage
+
+    r = triage.load().triage("   麻烦查下訂單號：１２３４５６７８９０１２，電話 0912-345-678")
+    assert {e.type for e in r.entities} >= {"order_number", "phone"}
+    for e in r.entities:
+        assert r.normalized[e.start : e.end] == e.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
 ENTITY_TYPES = ("order_number", "tracking_number", "amount", "phone", "email", "date", "card_number")
@@ -82,7 +83,8 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("phone", re.compile(
         r"(?<![\d+])(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"
         r"|(?<![\d+])\+\d{1,3}[- ]?\d{2,4}[- ]?\d{3,4}(?:[- ]?\d{3,4})?(?!\d)"
-        r"|(?<!\d)0\d{2,3}-\d{7,8}(?!\d)")),
+        r"|(?<!\d)0\d{2,3}-\d{7,8}(?!\d)"
+        r"|(?<![\d+])09\d{2}[- ]?\d{3}[- ]?\d{3}(?!\d)")),  # Taiwan mobile: 0912-345-678
     ("amount", re.compile(
         # A letter prefix must start a word ("inform 5" is not RM 5); 块 is also a measure word
         # (2块蛋糕), so it counts as money only when no Chinese character follows.
@@ -165,24 +167,37 @@ def extract_entities(text: str) -> tuple[Entity, ...]:
 _MASKS = {"email": "[EMAIL]", "phone": "[PHONE]", "card_number": "[CARD]"}
 
 
+def _fold_width(text: str) -> str:
+    """`text` with each character that NFKC maps to one character (full-width letters, digits
+    and punctuation) replaced by that character: NFKC's folding without changing any offset."""
+    out = []
+    for ch in text:
+        folded = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x7F else ch
+        out.append(folded if len(folded) == 1 else ch)
+    return "".join(out)
+
+
 def mask_pii(text: str, types: tuple[str, ...] = ("email", "phone", "card_number")) -> str:
     """Replace personal data with placeholders such as ``[EMAIL]``, ``[PHONE]``, ``[CARD]``.
 
     Card numbers are recognised by length and the Luhn checksum, so order numbers survive.
+    Full-width characters (１３８…, ａｂｃ＠ｑｑ．ｃｏｍ) are recognised too and masked in place;
+    the rest of the text is returned as it was.
     """
     if isinstance(types, str):
         raise TypeError(f"types must be a tuple of entity types, e.g. ({types!r},), not a string")
     unknown = set(types) - set(_MASKS)
     if unknown:
         raise ValueError(f"cannot mask {sorted(unknown)}; maskable types are {sorted(_MASKS)}")
+    folded = _fold_width(text)  # same length as `text`, so its offsets are the text's
     spans: list[tuple[int, int, str]] = []
     if "card_number" in types:
-        for m in _CARD_RE.finditer(text):
+        for m in _CARD_RE.finditer(folded):
             digits = re.sub(r"\D", "", m.group(0))
-            after_order_keyword = _ORDER_KEYWORD_RE.search(text[max(0, m.start() - 8) : m.start()])
+            after_order_keyword = _ORDER_KEYWORD_RE.search(folded[max(0, m.start() - 8) : m.start()])
             if 13 <= len(digits) <= 19 and _luhn_ok(digits) and not after_order_keyword:
                 spans.append((m.start(), m.end(), _MASKS["card_number"]))
-    for ent in extract_entities(text):
+    for ent in extract_entities(folded):
         if ent.type in types and not any(ent.start < b and a < ent.end for a, b, _ in spans):
             spans.append((ent.start, ent.end, _MASKS[ent.type]))
     for start, end, mask in sorted(spans, reverse=True):
