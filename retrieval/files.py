@@ -12,7 +12,7 @@ import json
 import marshal
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "tsv"}
@@ -134,8 +134,24 @@ def _tsv_quoting(text: str) -> int:
     return csv.QUOTE_MINIMAL if quoted == len(lines) else csv.QUOTE_NONE
 
 
-def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, record)`` for each data row of a CSV, TSV or JSONL file."""
+def _too_few_message(record: dict, header: list[str], fmt: str) -> str:
+    """"row has 1 field but the header has 3 (text, intent, urgency); check ..." for a short row."""
+    got = sum(1 for value in record.values() if value is not None)
+    names = ", ".join(header[:10]) + (f", ... ({len(header) - 10} more)" if len(header) > 10 else "")
+    delimiter = "commas" if fmt == "csv" else "tabs"
+    return (
+        f"row has {got} field{'s' if got != 1 else ''} but the header has {len(header)} ({names}); check the "
+        f"delimiter or quoting ({fmt.upper()} fields are separated by {delimiter})"
+    )
+
+
+def iter_records(path: str | os.PathLike, *, required: Collection[str] = ()) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each data row of a CSV, TSV or JSONL file.
+
+    A CSV or TSV row with fewer fields than the header is yielded with None for the missing
+    ones, unless a missing one is among `required` (columns the caller cannot do without):
+    then it is refused, naming the line, the column and both field counts.
+    """
     path = Path(path)
     fmt = file_format(path)
     text = read_text(path)
@@ -174,6 +190,11 @@ def iter_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
                 raise DataFileError(
                     path, f"row has more fields than the {len(reader.fieldnames)} in the header", line=end,
                 )
+            if too_few:
+                missing = [c for c in reader.fieldnames if c in required and record.get(c) is None]
+                if missing:
+                    raise DataFileError(path, _too_few_message(record, reader.fieldnames, fmt), line=end,
+                                        field=missing[0])
             yield end, record
     except csv.Error as exc:
         raise DataFileError(path, f"malformed {fmt.upper()} ({exc})", line=reader.line_num) from None

@@ -64,6 +64,27 @@ def test_train_names_the_bad_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_train_names_file_line_field_and_fix_for_bad_rows(tmp_path):
+    cases = {
+        "zw.jsonl": ('{"text": "ok", "label": "high"}\n{"text": "\\u200b", "label": "low"}\n',
+                     "zw.jsonl, line 2, field 'text': text '\\u200b' is not usable", "delete the row"),
+        "u.tsv": ("text\tlabel\nwhere is it\thigh\nrefund\turgent\n",
+                  "u.tsv, line 3, field 'label': urgency label 'urgent' is not one of critical, high, normal, low",
+                  "relabel it"),
+        "f.csv": ("text,label,notes\nwhere is it,high,x\nrefund;urgent\n",
+                  "f.csv, line 3, field 'label': row has 1 field but the header has 3 (text, label, notes)",
+                  "check the delimiter or quoting"),
+    }
+    for name, (content, where, hint) in cases.items():
+        data = tmp_path / name
+        data.write_text(content, encoding="utf-8")
+        proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                       "--head", "urgency", "--encoder", "none", "--out", str(tmp_path / "o"))
+        assert proc.returncode == 1, proc.stderr
+        assert where in proc.stderr and hint in proc.stderr and "Traceback" not in proc.stderr
+        assert not (tmp_path / "o").exists()
+
+
 def test_demo_scores_sample_tickets_and_reports_bad_rows(root):
     proc = run_cli("demo", cwd=root)
     assert proc.returncode == 0, proc.stderr

@@ -1,5 +1,6 @@
 import pytest
 
+from retrieval.text import TextInputError
 from triage.data import DataFileError, read_labeled
 
 
@@ -25,7 +26,7 @@ def test_reads_csv_tsv_jsonl(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("m.csv", "text,label\nhello,greeting\n,refund\n", r"line 3, field 'text': text is empty"),
+        ("m.csv", "text,label\nhello,greeting\n,refund\n", r"line 3, field 'text': text '' is not usable: message is empty"),
         ("m.csv", "text,label\nhello,\n", r"line 2, field 'label'"),
         ("m.csv", "body,label\nhello,x\n", r"line 2, field 'text': no column 'text'"),
         ("m.csv", "text,label\nhello,x,extra\n", r"line 2: row has more fields"),
@@ -69,3 +70,95 @@ def test_tsv_quote_marks_inside_text_do_not_merge_rows(tmp_path):
 def test_tsv_written_with_quoting_is_still_unquoted(tmp_path):
     path = write(tmp_path, "q.tsv", 'label\ttext\n1\t"a 5"" screen"\n0\tplain\n')
     assert read_labeled(path, "text", "label").texts == ['a 5" screen', "plain"]
+
+
+@pytest.mark.parametrize(
+    "name, content, line",
+    [
+        ("z.jsonl", '{"text": "fine", "label": "a"}\n{"text": "\\u200b", "label": "b"}\n', 2),  # zero-width space
+        ("z.csv", "text,label\nfine,a\n\u200b\u200b,b\n", 3),
+        ("z.tsv", "text\tlabel\nfine\ta\n\x01\x02 \x7f\tb\n", 3),  # control characters only
+    ],
+)
+def test_invisible_only_text_is_refused_with_file_line_field_and_value(tmp_path, name, content, line):
+    path = write(tmp_path, name, content)
+    with pytest.raises(DataFileError) as info:
+        read_labeled(path, "text", "label")
+    message = str(info.value)
+    assert f"{path}, line {line}, field 'text': text " in message
+    assert "whitespace or control characters only" in message
+    assert "\\u200b" in message or "\\x01" in message  # the bad value, made visible
+    assert "write the message in this field or delete the row" in message
+    assert (info.value.path, info.value.field) == (str(path), "text")
+
+
+def test_text_that_is_not_a_string_names_the_value_and_the_fix(tmp_path):
+    path = write(tmp_path, "n.jsonl", '{"text": "fine", "label": "a"}\n{"text": 123, "label": "b"}\n')
+    with pytest.raises(DataFileError) as info:
+        read_labeled(path, "text", "label")
+    message = str(info.value)
+    assert f"{path}, line 2, field 'text': text 123 is not usable" in message
+    assert "must be str" in message and "write the message in this field" in message
+
+
+@pytest.mark.parametrize("head, bad, allowed", [("urgency", "urgent", "critical, high, normal, low"),
+                                                ("sentiment", "happy", "negative, neutral, positive")])
+def test_labels_outside_the_heads_set_name_line_field_value_and_allowed(tmp_path, head, bad, allowed):
+    good = "high" if head == "urgency" else "positive"
+    path = write(tmp_path, "h.csv", f"text,{head}\nwhere is it,{good}\nrefund now,{bad}\nagain,{bad}\n")
+    assert read_labeled(path, "text", head).labels == [good, bad, bad]  # no head given: any label
+    with pytest.raises(DataFileError) as info:
+        read_labeled(path, "text", head, head=head)
+    message = str(info.value)
+    assert f"{path}, line 3, field '{head}'" in message  # the first offending row
+    assert f"{head} label {bad!r} is not one of {allowed}; relabel it with one of those" in message
+
+
+def test_label_in_the_wrong_case_is_told_how_to_write_it(tmp_path):
+    path = write(tmp_path, "c.tsv", "text\turgency\nwhere is it\tHigh\n")
+    with pytest.raises(DataFileError, match=r"c\.tsv, line 2, field 'urgency': .*'High'.*write it as 'high'"):
+        read_labeled(path, "text", "urgency", head="urgency")
+    assert read_labeled(path, "text", "urgency", head="intent").labels == ["High"]  # intent labels are open
+
+
+@pytest.mark.parametrize(
+    "name, content, got, fields",
+    [
+        ("f.csv", "text,intent,urgency\nhello,track,high\nno commas here\n", "1 field", "3 (text, intent, urgency)"),
+        ("f.tsv", "text\tintent\turgency\nhello\ttrack\thigh\nhello,track,high\n", "1 field", "3 (text, intent, urgency)"),
+        ("f.csv", "text,intent,urgency\nhello,track,high\nhello,track\n", "2 fields", "3 (text, intent, urgency)"),
+    ],
+)
+def test_row_with_too_few_fields_names_counts_header_and_hint(tmp_path, name, content, got, fields):
+    path = write(tmp_path, name, content)
+    with pytest.raises(DataFileError) as info:
+        read_labeled(path, "text", "urgency")
+    message = str(info.value)
+    assert f"{path}, line 3, field 'urgency': row has {got} but the header has {fields}" in message
+    assert "check the delimiter or quoting" in message
+    assert "None" not in message
+
+
+def test_short_row_is_fine_when_the_missing_field_is_not_needed(tmp_path):
+    path = write(tmp_path, "s.csv", "text,label,notes\nhello,greeting,x\nbye,farewell\n")
+    assert read_labeled(path, "text", "label").labels == ["greeting", "farewell"]
+
+
+def test_valid_files_read_as_before_with_a_head(tmp_path):
+    path = write(tmp_path, "v.jsonl", '{"text": " 我要退款 ", "urgency": " high "}\n{"text": "ok\\u200bthanks", "urgency": "low"}\n')
+    data = read_labeled(path, "text", "urgency", head="urgency")
+    assert data.texts == [" 我要退款 ", "ok\u200bthanks"] and data.labels == ["high", "low"] and data.lines == [1, 2]
+    with pytest.raises(ValueError, match="unknown head 'priority'"):
+        read_labeled(path, "text", "urgency", head="priority")
+
+
+def test_train_bundle_names_the_index_of_the_first_bad_item():
+    from triage.training import train_bundle
+
+    with pytest.raises(TextInputError, match=r"texts\[1\]: text '\\u200b' is not usable: message is whitespace"):
+        train_bundle(["fine", "\u200b", "\x01"], {"intent": ["a", "b", "c"]}, encoder="none")
+    with pytest.raises(ValueError, match=r"labels\['urgency'\]\[2\]: urgency label 'urgent' is not one of "
+                                         r"critical, high, normal, low; relabel"):
+        train_bundle(["a", "b", "c", "d"], {"urgency": ["high", None, "urgent", "soon"]}, encoder="none")
+    with pytest.raises(ValueError, match=r"labels\['sentiment'\]\[0\]: .*write it as 'positive'"):
+        train_bundle(["a", "b"], {"sentiment": ["Positive", "negative"]}, encoder="none")

@@ -83,7 +83,7 @@ def _print_result(r: TriageResult | TriageFailure) -> None:
 
 # ---------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    data = read_labeled(args.data, args.text_column, args.label_column)
+    data = read_labeled(args.data, args.text_column, args.label_column, head=args.head)
     err_console.print(f"read {len(data.texts)} rows from {args.data}; training {args.head} head ({args.encoder})")
     params = {"C": args.C, "calibration_folds": args.calibration_folds}
     if args.class_weight != "none":

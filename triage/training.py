@@ -8,14 +8,13 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from retrieval.text import prepare
+from retrieval.text import TextInputError, prepare
 
 from .bundle import Bundle
+from .data import HEAD_LABELS, label_problem, text_problem
 from .features import TextFeaturizer
 from .heads import make_head
-from .taxonomy import HEADS, INTENT_CATEGORIES, SENTIMENTS, URGENCY_LEVELS
-
-_REQUIRED_LABELS = {"urgency": set(URGENCY_LEVELS), "sentiment": set(SENTIMENTS)}
+from .taxonomy import HEADS, INTENT_CATEGORIES
 
 
 def data_hash(texts: Sequence[str], labels: dict[str, Sequence[str | None]]) -> str:
@@ -71,13 +70,18 @@ def train_bundle(
     for name, values in labels.items():
         if len(values) != len(texts):
             raise ValueError(f"{len(values)} {name} labels for {len(texts)} texts")
-        allowed = _REQUIRED_LABELS.get(name)
-        if allowed is not None:
-            bad = sorted({v for v in values if v is not None} - allowed)
-            if bad:
-                raise ValueError(f"{name} labels {bad} are not among {sorted(allowed)}")
+        if name in HEAD_LABELS:
+            for i, value in enumerate(values):
+                problem = None if value is None else label_problem(name, value)
+                if problem:
+                    raise ValueError(f"labels[{name!r}][{i}]: {problem}")
     started = time.perf_counter()
-    docs = [prepare(t) for t in texts]
+    docs = []
+    for i, text in enumerate(texts):  # refused before the slow part, by the rule Triage applies
+        try:
+            docs.append(prepare(text, strip_quoted=True))  # as Triage reads messages by default
+        except TextInputError:
+            raise TextInputError(f"texts[{i}]: {text_problem(text)}") from None
     featurizer = TextFeaturizer(encoder=encoder, **(featurizer_params or {})).fit(docs)
     X = featurizer.transform(docs)
     heads, head_manifest = {}, {}
