@@ -188,7 +188,7 @@ def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, strip_quoted: b
     normalized = normalized[:max_chars]
     if not normalized:
         kind = "empty" if not original else "whitespace or control characters only"
-        raise TextInputError(f"message is {kind}; there is nothing to triage")
+        raise TextInputError(f"message is {kind}; there is nothing to triage (pass the message text, or skip it)")
     quoted_chars = 0
     if strip_quoted:
         normalized, quoted_chars = quoted.strip_quoted(normalized)

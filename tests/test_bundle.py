@@ -31,6 +31,7 @@ def test_manifest_describes_the_bundle(small_bundle, tmp_path):
     assert manifest["library_versions"]["scikit-learn"]
     assert set(manifest["files"]) == {"featurizer", "intent", "serving"}
     assert not list(tmp_path.glob(".b.*")), "staging directory left behind"
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o755  # readable by a service running as another user
 
 
 def test_round_trip_gives_identical_probabilities(small_bundle, tmp_path):
@@ -134,7 +135,7 @@ def test_intent_only_bundle_takes_other_heads_from_the_default(small_bundle, def
 
 
 def test_training_validates_labels():
-    with pytest.raises(ValueError, match="urgency labels"):
+    with pytest.raises(ValueError, match=r"labels\['urgency'\]\[0\]: urgency label 'soon' is not one of"):
         train_bundle(["a b", "c d"], {"urgency": ["soon", "later"]}, encoder="none")
     with pytest.raises(ValueError, match="unknown heads"):
         train_bundle(["a b", "c d"], {"topic": ["x", "y"]}, encoder="none")

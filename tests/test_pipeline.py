@@ -10,16 +10,18 @@ from retrieval.encoders import get_encoder
 from triage import TextInputError, TriageFailure, TriageResult
 
 CASES = [
-    # text, language, intent, urgency, sentiment
-    ("我的快递三天了还没到，物流一直不更新", "zh-Hans", "delivery_problem", None, "negative"),
+    # text, language, intent, urgency, sentiment (None: the label guide leaves room either way)
+    ("我的快递三天了还没到，物流一直不更新", "zh-Hans", "delivery_problem", "normal", "negative"),
     ("请问这款电饭煲有没有3L的？", "zh-Hans", "product_inquiry", "low", "neutral"),
     ("充電寶用了兩天就鼓包冒煙了，差點燒到小孩！", "zh-Hant", "quality_issue", "critical", "negative"),
-    ("請問可以開增值稅專用發票嗎？", "zh-Hant", "invoice", None, "neutral"),
+    ("請問可以開增值稅專用發票嗎？", "zh-Hant", "invoice", "low", "neutral"),
     ("Someone used my card to buy 3 phones on my account, I did not make these orders!", "en", None, "critical", "negative"),
-    ("Forgot my password and the login page keeps saying it is wrong, what now?", "en", "account_access", None, None),
+    ("Forgot my password and the login page keeps saying it is wrong, what now?", "en", "account_access", "normal", "negative"),
     ("Thank you so much, the delivery guy was super friendly and the shoes fit perfectly!", "en", "feedback", "low", "positive"),
-    ("我想cancel这个order，还没发货吧？", "mixed", "order_cancel", None, None),
-    ("退款already批准了但是money还没到我的卡上", "mixed", "refund", None, "negative"),
+    ("我想cancel这个order，还没发货吧？", "mixed", "order_cancel", "normal", "neutral"),
+    ("退款already批准了但是money还没到我的卡上", "mixed", "refund", "normal", "negative"),
+    ("这个jacket有XL吗？想买给我老公，thanks", "mixed", "product_inquiry", "low", "neutral"),
+    ("Hi 客服，账号被盗了，有人用我的paypal下了单，快帮我冻结!!", "zh-Hans", "account_access", "critical", "negative"),
 ]
 
 
@@ -75,7 +77,14 @@ def test_bad_single_input_raises_clear_errors(default_triage):
 def test_long_text_is_truncated_and_flagged():
     t = triage.Triage(max_chars=50)
     r = t.triage("我要退货，" * 100)
-    assert r.truncated and r.text == "我要退货，" * 100
+    assert r.truncated and r.text == "我要退货，" * 100  # the message as received stays whole
+    assert len(r.normalized) == 50  # the models read the capped head
+
+
+def test_default_cap_is_20000_characters(default_triage):
+    r = default_triage.triage("The zipper broke on the first day. " * 715)  # 25,025 characters
+    assert r.truncated and len(r.normalized) == 20_000
+    assert not default_triage.triage("The zipper broke on the first day. " * 500).truncated
 
 
 def test_result_is_json_serialisable_with_entities(default_triage):

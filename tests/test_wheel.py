@@ -27,10 +27,11 @@ def test_wheel_install_gives_a_working_default(root, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", site, str(wheel)],
                    check=True, capture_output=True, timeout=600)
     code = (
-        "import triage, json; t = triage.load(); r = t.triage('我的快递三天了还没到');"
+        "import sys, triage, json; t = triage.load(); r = t.triage('我的快递三天了还没到');"
         "a = t.assist('退款什么时候到账');"
         "print(json.dumps({'file': triage.__file__, 'bundle': str(triage.default_bundle_path()),"
-        " 'intent': r.intent.label, 'kb': str(triage.default_kb_path()), 'answer': a.answers[0].entry.intent}))"
+        " 'intent': r.intent.label, 'kb': str(triage.default_kb_path()), 'answer': a.answers[0].entry.intent,"
+        " 'heavy': sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)}))"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
@@ -42,3 +43,4 @@ def test_wheel_install_gives_a_working_default(root, tmp_path):
     assert info["bundle"].startswith(site) and info["bundle"].endswith("_models/default")
     assert info["intent"] == "delivery_problem"
     assert info["kb"].startswith(site) and info["answer"] == "refund"
+    assert info["heavy"] == []  # the default never needs the torch extra, even where it is installed

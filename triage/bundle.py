@@ -102,6 +102,7 @@ def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
             "files": {k: {"path": v, "sha256": sha256_file(staging / v)} for k, v in files.items()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        staging.chmod(0o755)  # mkdtemp made it private; a service running as another user must read it
         backup = None
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
