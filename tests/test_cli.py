@@ -1,4 +1,5 @@
 import json
+import re
 
 from conftest import run_cli
 
@@ -89,6 +90,8 @@ def test_demo_scores_sample_tickets_and_reports_bad_rows(root):
     proc = run_cli("demo", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "summary" in proc.stdout and "tickets scored" in proc.stdout
+    assert re.search(r"tickets refused \(bad input\)[^0-9]+2\b", proc.stdout)
+    assert re.search(r"emails trimmed \(quoted thread, signature, sign-off\)[^0-9]+9\b", proc.stdout)
     assert "refused" in proc.stderr
 
 
