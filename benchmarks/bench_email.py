@@ -7,8 +7,8 @@ agent's earlier answer about something else (an answer of another intent from th
 knowledge base), in the layout of a common mail client: Gmail, Outlook, Apple Mail, QQ Mail, a
 helpdesk's "reply above this line" mail, with signatures and "Sent from my iPhone" footers.
 The default then triages the plain messages, the emails as they are, and the emails with the
-quoted part cut (the library's default). It also counts how often the cut leaves exactly the
-customer's words.
+quoted part cut (the library's default). It also counts how often the cut email reads exactly
+as the plain message does (both with their greetings and thanks cut).
 """
 
 import random
@@ -76,7 +76,7 @@ if __name__ == "__main__":
     answers = [r for path in sorted((ROOT / "data" / "kb").glob("*.jsonl")) for _, r in iter_records(path)]
     emails = build_emails(rows, answers)
     gold = [r["intent"] for r in rows]
-    kept, cut = triage.Triage(strip_quoted=False), triage.Triage()
+    kept, cut = triage.Triage(strip_boilerplate=False), triage.Triage()
 
     def accuracy(results, which):
         return sum(gold[k] == results[k].intent.label for k in which) / len(which)
@@ -85,7 +85,7 @@ if __name__ == "__main__":
     as_is = kept.triage_batch([e for _, e in emails])
     stripped = cut.triage_batch([e for _, e in emails])
     exact = {k for k, (r, (_, e)) in enumerate(zip(rows, emails))
-             if prepare(e, strip_quoted=True).normalized == prepare(r["text"]).normalized}
+             if prepare(e, strip_boilerplate=True).normalized == prepare(r["text"], strip_boilerplate=True).normalized}
     groups = {"all": set(range(len(rows)))}
     for name in dict.fromkeys(n for n, _ in emails):
         groups[f"  {name}"] = {k for k, (n, _) in enumerate(emails) if n == name}

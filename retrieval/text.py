@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import quoted
+from . import boilerplate
 from .files import read_cached, sha256_file, write_cached
 
 #: Default cap on message length, in characters (after decoding, before normalisation).
@@ -50,9 +50,9 @@ class PreparedText:
         One of :data:`LANGUAGES`.
     truncated : bool
         True when the text was longer than the cap and only its head was kept.
-    quoted_chars : int
-        Characters of quoted email history, signature and mail-app footer left out of
-        `normalized` (see :func:`retrieval.quoted.strip_quoted`); 0 when none were.
+    boilerplate_chars : int
+        Characters of greetings, thanks, quoted email history, signature and mail-app footer
+        left out of `normalized` (see :func:`retrieval.boilerplate.strip_boilerplate`); 0 when none were.
     """
 
     original: str
@@ -60,7 +60,7 @@ class PreparedText:
     simplified: str
     language: str
     truncated: bool = False
-    quoted_chars: int = 0
+    boilerplate_chars: int = 0
 
 
 @functools.lru_cache(maxsize=None)  # four configs at most; building one takes about 10 ms
@@ -163,10 +163,10 @@ def _chinese_script(han: str) -> str:
     return "zh-Hant" if to_s > to_t else "zh-Hans"
 
 
-def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, strip_quoted: bool = False) -> PreparedText:
+def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, strip_boilerplate: bool = False) -> PreparedText:
     """Validate, decode, cap and normalise one message.
 
-    With `strip_quoted`, an email reply keeps only the customer's new words (the cap applies
+    With `strip_boilerplate`, only the customer's request is kept (the cap applies
     first, so a long thread's newest reply, at its top, survives it).
 
     Raises
@@ -189,16 +189,16 @@ def prepare(text: object, *, max_chars: int = DEFAULT_MAX_CHARS, strip_quoted: b
     if not normalized:
         kind = "empty" if not original else "whitespace or control characters only"
         raise TextInputError(f"message is {kind}; there is nothing to triage (pass the message text, or skip it)")
-    quoted_chars = 0
-    if strip_quoted:
-        normalized, quoted_chars = quoted.strip_quoted(normalized)
+    boilerplate_chars = 0
+    if strip_boilerplate:
+        normalized, boilerplate_chars = boilerplate.strip_boilerplate(normalized)
     return PreparedText(
         original=original,
         normalized=normalized,
         simplified=to_simplified(normalized),
         language=detect_language(normalized),
         truncated=truncated,
-        quoted_chars=quoted_chars,
+        boilerplate_chars=boilerplate_chars,
     )
 
 

@@ -13,6 +13,13 @@ def write(tmp_path, name, content, mode="w"):
     return path
 
 
+def refusal(path, *args, **kwargs) -> DataFileError:
+    """The error read_labeled raises for `path`."""
+    with pytest.raises(DataFileError) as info:
+        read_labeled(path, *args, **kwargs)
+    return info.value
+
+
 def test_reads_csv_tsv_jsonl(tmp_path):
     csv_path = write(tmp_path, "a.csv", 'text,label\n"hello, world",greeting\n退款,refund\n')
     tsv_path = write(tmp_path, "a.tsv", "text\tlabel\nhello\tgreeting\n")
@@ -82,21 +89,19 @@ def test_tsv_written_with_quoting_is_still_unquoted(tmp_path):
 )
 def test_invisible_only_text_is_refused_with_file_line_field_and_value(tmp_path, name, content, line):
     path = write(tmp_path, name, content)
-    with pytest.raises(DataFileError) as info:
-        read_labeled(path, "text", "label")
-    message = str(info.value)
+    error = refusal(path, "text", "label")
+    message = str(error)
     assert f"{path}, line {line}, field 'text': text " in message
     assert "whitespace or control characters only" in message
     assert "\\u200b" in message or "\\x01" in message  # the bad value, made visible
     assert "write the message in this field or delete the row" in message
-    assert (info.value.path, info.value.field) == (str(path), "text")
+    assert (error.path, error.field) == (str(path), "text")
 
 
 def test_text_that_is_not_a_string_names_the_value_and_the_fix(tmp_path):
     path = write(tmp_path, "n.jsonl", '{"text": "fine", "label": "a"}\n{"text": 123, "label": "b"}\n')
-    with pytest.raises(DataFileError) as info:
-        read_labeled(path, "text", "label")
-    message = str(info.value)
+    error = refusal(path, "text", "label")
+    message = str(error)
     assert f"{path}, line 2, field 'text': text 123 is not usable" in message
     assert "must be str" in message and "write the message in this field" in message
 
@@ -107,9 +112,8 @@ def test_labels_outside_the_heads_set_name_line_field_value_and_allowed(tmp_path
     good = "high" if head == "urgency" else "positive"
     path = write(tmp_path, "h.csv", f"text,{head}\nwhere is it,{good}\nrefund now,{bad}\nagain,{bad}\n")
     assert read_labeled(path, "text", head).labels == [good, bad, bad]  # no head given: any label
-    with pytest.raises(DataFileError) as info:
-        read_labeled(path, "text", head, head=head)
-    message = str(info.value)
+    error = refusal(path, "text", head, head=head)
+    message = str(error)
     assert f"{path}, line 3, field '{head}'" in message  # the first offending row
     assert f"{head} label {bad!r} is not one of {allowed}; relabel it with one of those" in message
 
@@ -131,9 +135,8 @@ def test_label_in_the_wrong_case_is_told_how_to_write_it(tmp_path):
 )
 def test_row_with_too_few_fields_names_counts_header_and_hint(tmp_path, name, content, got, fields):
     path = write(tmp_path, name, content)
-    with pytest.raises(DataFileError) as info:
-        read_labeled(path, "text", "urgency")
-    message = str(info.value)
+    error = refusal(path, "text", "urgency")
+    message = str(error)
     assert f"{path}, line 3, field 'urgency': row has {got} but the header has {fields}" in message
     assert "check the delimiter or quoting" in message
     assert "None" not in message

@@ -133,12 +133,12 @@ def test_serving_the_default_imports_neither_scikit_learn_nor_skops_nor_scipy():
 def test_a_batch_featurised_for_serving_equals_scikit_learn_block_by_block():
     featurizer = TextFeaturizer(encoder="none", meta_weight=0).fit(CORPUS)
     batch = ["我的快递到哪了", "☃☃", "a b", "refund refund where is my parcel", "订单"]  # row 1: no word at all
-    docs = [prepare(t).simplified.lower() for t in CORPUS]
+    docs = [prepare(t, strip_boilerplate=True).simplified.lower() for t in CORPUS]  # as the featurizer reads them
     shared = {"sublinear_tf": True, "lowercase": False, "dtype": np.float32}
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), max_features=80_000, **shared).fit(docs)
     word = TfidfVectorizer(tokenizer=tokenize, token_pattern=None, ngram_range=(1, 2), max_features=40_000,
                            **shared).fit(docs)
-    simplified = [prepare(t).simplified.lower() for t in batch]
+    simplified = [prepare(t, strip_boilerplate=True).simplified.lower() for t in batch]
     expected = np.hstack([char.transform(simplified).toarray(), word.transform(simplified).toarray()])
     got = featurizer.transform(batch).toarray()
     assert not got[1, len(char.vocabulary_):].any()  # an empty word segment between full ones

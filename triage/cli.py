@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary.add_row("tickets scored", str(len(ok)))
     summary.add_row("tickets refused (bad input)", str(len(failed)))
     summary.add_row("needs review (intent abstained)", str(sum(r.intent.abstained for r in ok)))
-    summary.add_row("emails trimmed (quoted thread, signature, sign-off)", str(sum(r.quoted_chars > 0 for r in ok)))
+    summary.add_row("trimmed (greeting, thanks, quoted thread)", str(sum(r.boilerplate_chars > 0 for r in ok)))
     urgency = Counter(r.urgency.level for r in ok)
     summary.add_row("urgency", ", ".join(f"{lvl} {urgency[lvl]}" for lvl in URGENCY_LEVELS))
     sentiment = Counter(r.sentiment.label for r in ok)

@@ -153,10 +153,12 @@ class Triage:
         lacks (say, a bundle trained only for intent) come from the default bundle.
     max_chars : int
         Longer messages are truncated to this many characters and flagged ``truncated``.
-    strip_quoted : bool
-        Triage only the customer's new words in an email reply: quoted history, ">" lines, the
-        signature and "Sent from my iPhone" are left out (:func:`retrieval.quoted.strip_quoted`)
-        and counted in ``quoted_chars``. The result's ``text`` stays the message as received.
+    strip_boilerplate : bool
+        Triage only the customer's request: an email's quoted thread, ">" lines, signature and
+        "Sent from my iPhone", and greetings and thanks around the request ("Dear Customer
+        Service,", "亲，在吗？", "Thanks in advance!") are left out
+        (:func:`retrieval.boilerplate.strip_boilerplate`) and counted in ``boilerplate_chars``.
+        The result's ``text`` stays the message as received.
     abstain : AbstainPolicy or dict, optional
         Intent abstention thresholds; default: the bundle's recommended policy, if any.
     response_targets : dict, optional
@@ -179,7 +181,7 @@ class Triage:
         model: str | os.PathLike | Bundle | ServingModel | None = None,
         *,
         max_chars: int = DEFAULT_MAX_CHARS,
-        strip_quoted: bool = True,
+        strip_boilerplate: bool = True,
         abstain: AbstainPolicy | dict | None = None,
         response_targets: dict[str, timedelta] | None = None,
         explain_top_k: int = 5,
@@ -193,7 +195,7 @@ class Triage:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.model = model
         self.max_chars = max_chars
-        self.strip_quoted = bool(strip_quoted)
+        self.strip_boilerplate = bool(strip_boilerplate)
         if abstain is not None and not isinstance(abstain, (AbstainPolicy, dict)):
             raise TypeError(f"abstain must be an AbstainPolicy or a dict of its settings, got {abstain!r}")
         self._abstain = AbstainPolicy.from_dict(abstain) if isinstance(abstain, dict) and abstain else abstain or None
@@ -323,7 +325,7 @@ class Triage:
         positions: list[int] = []
         for i, text in enumerate(texts):
             try:
-                docs.append(prepare(text, max_chars=self.max_chars, strip_quoted=self.strip_quoted))
+                docs.append(prepare(text, max_chars=self.max_chars, strip_boilerplate=self.strip_boilerplate))
                 positions.append(i)
             except TextInputError as exc:
                 if on_error == "raise":
@@ -453,7 +455,7 @@ class Triage:
                     entities=extract_entities(doc.normalized),
                     normalized=doc.normalized,
                     truncated=doc.truncated,
-                    quoted_chars=doc.quoted_chars,
+                    boilerplate_chars=doc.boilerplate_chars,
                     model_version=self.bundle.version if self.bundle else "",
                 )
             )

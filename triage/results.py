@@ -112,7 +112,8 @@ class TriageResult:
     """Everything triage knows about one message.
 
     `text` is the message as received; `normalized` is what the models read (NFKC, half-width,
-    capped at ``max_chars``, quoted email history cut), and the entities' offsets point into it.
+    capped at ``max_chars``, greetings, thanks and quoted email history cut), and the entities'
+    offsets point into it.
     """
 
     text: str
@@ -123,7 +124,7 @@ class TriageResult:
     entities: tuple[Entity, ...]
     normalized: str = ""
     truncated: bool = False
-    quoted_chars: int = 0
+    boilerplate_chars: int = 0
     model_version: str = ""
 
     def to_dict(self) -> dict:
@@ -136,7 +137,7 @@ class TriageResult:
             "sentiment": self.sentiment.to_dict(),
             "entities": [e.to_dict() for e in self.entities],
             "truncated": self.truncated,
-            "quoted_chars": self.quoted_chars,
+            "boilerplate_chars": self.boilerplate_chars,
             "model_version": self.model_version,
         }
 

@@ -33,10 +33,11 @@ _ANALYZERS = ("char_wb", "word")
 
 
 def as_prepared(texts: Sequence[str | PreparedText]) -> list[PreparedText]:
-    """Prepared texts from raw or prepared ones; a bare string is refused."""
+    """Prepared texts from raw or prepared ones, raw ones read as :class:`Triage` reads them by
+    default (greetings, quoted thread and signature cut); a bare string is refused."""
     if isinstance(texts, str):
         raise TypeError("expected a list of texts, got a single string")
-    return [t if isinstance(t, PreparedText) else prepare(t) for t in texts]
+    return [t if isinstance(t, PreparedText) else prepare(t, strip_boilerplate=True) for t in texts]
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

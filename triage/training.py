@@ -79,7 +79,7 @@ def train_bundle(
     docs = []
     for i, text in enumerate(texts):  # refused before the slow part, by the rule Triage applies
         try:
-            docs.append(prepare(text, strip_quoted=True))  # as Triage reads messages by default
+            docs.append(prepare(text, strip_boilerplate=True))  # as Triage reads messages by default
         except TextInputError:
             raise TextInputError(f"texts[{i}]: {text_problem(text)}") from None
     featurizer = TextFeaturizer(encoder=encoder, **(featurizer_params or {})).fit(docs)

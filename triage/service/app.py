@@ -185,7 +185,7 @@ class ServiceState:
                  worker: int = 0, workers: int = 1) -> None:
         self.config = config
         self.triage = triage or Triage(bundle or config.model, max_chars=config.max_chars,
-                                       strip_quoted=config.strip_quoted, knowledge_base=config.knowledge_base,
+                                       strip_boilerplate=config.strip_boilerplate, knowledge_base=config.knowledge_base,
                                        feedback_store=config.feedback_db)
         self.worker, self.workers = worker, workers
         self.metrics = Metrics(multiprocess=workers > 1)

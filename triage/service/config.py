@@ -79,8 +79,9 @@ class ServiceConfig:
         Most messages one ``/v1/triage:batch`` request may carry.
     max_chars : int
         Longer messages are truncated (and flagged) like in the library.
-    strip_quoted : bool
-        Triage only the new words of an email reply, like the library (quoted history left out).
+    strip_boilerplate : bool
+        Triage only the customer's request, like the library (greetings, thanks and quoted email
+        history left out).
     cors_origins : list of str
         Origins allowed to call from a browser; empty turns CORS off.
     model, knowledge_base, feedback_db : str, optional
@@ -103,7 +104,7 @@ class ServiceConfig:
     max_body_bytes: int = 1_000_000
     max_batch: int = 64
     max_chars: int = 5000
-    strip_quoted: bool = True
+    strip_boilerplate: bool = True
     cors_origins: list[str] = field(default_factory=list)
     model: str | None = None
     knowledge_base: str | None = None
@@ -118,8 +119,8 @@ class ServiceConfig:
             raise ConfigError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
         if self.max_batch < 1:
             raise ConfigError(f"max_batch must be at least 1, got {self.max_batch}")
-        if not isinstance(self.strip_quoted, bool):
-            raise ConfigError(f"strip_quoted must be true or false, got {self.strip_quoted!r}")
+        if not isinstance(self.strip_boilerplate, bool):
+            raise ConfigError(f"strip_boilerplate must be true or false, got {self.strip_boilerplate!r}")
         unknown = set(self.outbox_retry) - {"base_delay", "max_delay", "max_attempts"}
         if unknown:
             raise ConfigError(f"outbox_retry: unknown settings {sorted(unknown)}; known: base_delay, max_delay, "

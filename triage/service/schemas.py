@@ -151,7 +151,8 @@ class Entity(BaseModel):
 
 class TriageResponse(BaseModel):
     text: str
-    normalized: str = Field(description="What the models read: normalised, capped, quoted email history cut. "
+    normalized: str = Field(description="What the models read: normalised, capped, greetings, thanks and quoted "
+                                        "email history cut. "
                                         "Entity offsets point into it.")
     language: Literal["zh-Hans", "zh-Hant", "en", "mixed", "unknown"]
     intent: Intent
@@ -159,7 +160,8 @@ class TriageResponse(BaseModel):
     sentiment: Sentiment
     entities: list[Entity]
     truncated: bool
-    quoted_chars: int = Field(description="Characters of quoted email history, signature and mail-app footer left out of triage.")
+    boilerplate_chars: int = Field(description="Characters of greetings, thanks, quoted email history, signature and "
+                                                   "mail-app footer left out of triage.")
     model_version: str
 
 
