@@ -28,14 +28,19 @@ class UrgencySignal:
 
     `veto(text, match)`, when set, rejects a match whose context shows it is no evidence
     (a negated "not urgent"); a later match in the same text can still fire the signal.
+    `gate`, when set, is a fast pattern that any match contains (a hotline number, an
+    occasion): texts without it skip `pattern`, whose context alternatives are slow to scan.
     """
 
     name: str
     level: str
     pattern: re.Pattern
     veto: Callable[[str, re.Match], bool] | None = None
+    gate: re.Pattern | None = None
 
     def find(self, text: str) -> str | None:
+        if self.gate is not None and self.gate.search(text) is None:
+            return None
         pos = 0
         while (match := self.pattern.search(text, pos)) is not None:
             if self.veto is None or not self.veto(text, match):
@@ -45,11 +50,14 @@ class UrgencySignal:
 
 
 def _signal(
-    name: str, level: str, *alternatives: str, veto: Callable[[str, re.Match], bool] | None = None
+    name: str, level: str, *alternatives: str, veto: Callable[[str, re.Match], bool] | None = None,
+    gate: str | None = None,
 ) -> UrgencySignal:
     # ASCII mode: Chinese characters are not word characters, so English word boundaries also
     # hold inside code-switched text such as "同银行讲chargeback".
-    return UrgencySignal(name, level, re.compile("|".join(alternatives), re.IGNORECASE | re.ASCII), veto)
+    flags = re.IGNORECASE | re.ASCII
+    return UrgencySignal(name, level, re.compile("|".join(alternatives), flags), veto,
+                         re.compile(gate, flags) if gate else None)
 
 
 # Text between a cue and the word it qualifies: same sentence, no digits.
@@ -57,7 +65,8 @@ _GAP = r"[^\d.!?;。！？；\n]"
 
 # Government complaint hotlines (consumer 12315, citizen 12345, quality 12365, food and drug 12331,
 # price 12358), only as a whole number: not inside a longer run such as a phone "98450 12345".
-_HOTLINE = r"(?<![\w-])(?<!\d )(?:12315|12345|12365|12331|12358)(?![\w-]|[ -]\d)"
+_HOTLINE_NUMBERS = "12315|12345|12365|12331|12358"
+_HOTLINE = rf"(?<![\w-])(?<!\d )(?:{_HOTLINE_NUMBERS})(?![\w-]|[ -]\d)"
 _HOTLINE_BEFORE = (
     r"投诉|举报|反映|申诉|打|拨|报|找|去|向|告|\b(?:call|ring|phone|dial|report|complain|contact|lodge|file|escalate)\w*"
 )
@@ -137,12 +146,15 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
     _signal(
         "legal_threat", "critical",
         rf"(?:{_HOTLINE_BEFORE}){_GAP}{{0,10}}{_HOTLINE}|{_HOTLINE}{_GAP}{{0,10}}(?:{_HOTLINE_AFTER})",
+        veto=_order_or_amount, gate=_HOTLINE_NUMBERS,
+    ),
+    _signal(
+        "legal_threat", "critical",
         r"消协|消费者协会|消保|消基会|消委会|消费者委员会|工商局|工商部门|告到工商|找工商|市场监[管督]|律师|起诉|法院|打官司|诉讼"
         r"|报警|警察|(?:找|报|去)公安|法律途径|仲裁",
         r"\b(?:lawyer|attorney|solicitor|sue|suing|lawsuit|legal action|police|small claims"
         r"|(?:take|taking|took|drag|dragging|go|going|see you) (?:\w+ ){0,2}(?:to|in) court|court (?:case|action|claim|order|summons)"
         r"|consumer (?:protection|council|tribunal|rights|court|forum)|(?:county|district|high|civil) court|ftc|bbb|trading standards|ombudsman|regulator)\b",
-        veto=_order_or_amount,
     ),
     _signal(
         "fraud", "critical",
@@ -186,10 +198,14 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
         r"\b(?:urgent\w*|asap|a\.s\.a\.p|(?:by|before) (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday"
         r"|saturday|sunday)|deadline|need (?:it|this|them) (?:by|tonight|today|tomorrow)|running out of time|emergency"
         r"|(?:ends?|ending|expires?|expiring) (?:tonight|today|tomorrow|at midnight))\b",
+        veto=_negated,
+    ),
+    _signal(
+        "deadline", "high",
         # An occasion ("wedding guest", "生日券") is a deadline only with a date or tied by before/by.
         rf"{_OCCASION}{_GAP}{{0,50}}?(?:{_WHEN})|(?:{_WHEN}){_GAP}{{0,50}}?{_OCCASION}|{_OCCASION_ZH}(?:之?前|当天|那天)"
         rf"|\b(?:before|by|in time for) (?:the |my |our |his |her |their )?(?:[\w']+ )?{_OCCASION_EN}",
-        veto=_negated,
+        veto=_negated, gate=_OCCASION,
     ),
     _signal(
         "money_lost", "high",
@@ -204,14 +220,14 @@ DEFAULT_SIGNALS: tuple[UrgencySignal, ...] = (
 
 
 def find_signals(text: str, signals: tuple[UrgencySignal, ...] = DEFAULT_SIGNALS) -> list[UrgencyReason]:
-    """Every signal present in `text` (normalised, simplified), with the words that showed it."""
+    """Every signal present in `text` (normalised, simplified), with the words that showed it;
+    a name given to several signals (one per kind of evidence) is reported once."""
     lowered = text.lower()
-    found = []
+    found: dict[str, UrgencyReason] = {}
     for signal in signals:
-        evidence = signal.find(lowered)
-        if evidence is not None:
-            found.append(UrgencyReason(signal.name, signal.level, evidence))
-    return found
+        if signal.name not in found and (evidence := signal.find(lowered)) is not None:
+            found[signal.name] = UrgencyReason(signal.name, signal.level, evidence)
+    return list(found.values())
 
 
 def decide_urgency(
