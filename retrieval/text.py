@@ -131,7 +131,8 @@ def normalize(text: str) -> str:
     """NFKC (which also folds full-width ASCII), drop control characters, collapse spaces."""
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(_clean_char(ch) for ch in text)
+    if not text.replace("\n", "").replace("\t", "").isprintable():  # else no category C char to clean
+        text = "".join(_clean_char(ch) for ch in text)
     text = _SPACE_RE.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _NEWLINES_RE.sub("\n\n", text).strip()

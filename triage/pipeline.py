@@ -433,13 +433,18 @@ class Triage:
         proba: dict[str, np.ndarray] = {}
         classes: dict[str, np.ndarray] = {}
         explanations: dict[str, list[tuple[Contribution, ...]]] = {}
+        entities = [extract_entities(doc.normalized) for doc in docs]
         for group in self._groups:
-            rows = group.featurizer.featurize(docs)
+            rows = group.featurizer.featurize(docs, entities)
             for name, head in group.heads.items():
                 proba[name] = head.predict_proba(rows)
                 classes[name] = head.classes
                 if explain:
                     explanations[name] = self._explain(group, head, rows, proba[name].argmax(axis=1))
+        # Plain Python from here on: per-row numpy indexing costs more than the rest of a result.
+        labels = {name: [str(c) for c in cl] for name, cl in classes.items()}
+        ranked = {name: np.argsort(-p, axis=1, kind="stable").tolist() for name, p in proba.items()}
+        plain = {name: p.tolist() for name, p in proba.items()}
         results = []
         for i, doc in enumerate(docs):
             expl = {name: rows[i] for name, rows in explanations.items()}
@@ -447,12 +452,15 @@ class Triage:
                 TriageResult(
                     text=doc.original,
                     language=doc.language,
-                    intent=self._intent(classes["intent"], proba["intent"][i], expl.get("intent")),
+                    intent=self._intent(labels["intent"], plain["intent"][i], ranked["intent"][i], expl.get("intent")),
                     urgency=self._urgency(
-                        classes["urgency"], proba["urgency"][i], doc, times[i], expl.get("urgency")
+                        labels["urgency"], plain["urgency"][i], ranked["urgency"][i][0], doc, times[i],
+                        expl.get("urgency"),
                     ),
-                    sentiment=self._sentiment(classes["sentiment"], proba["sentiment"][i], expl.get("sentiment")),
-                    entities=extract_entities(doc.normalized),
+                    sentiment=self._sentiment(
+                        labels["sentiment"], plain["sentiment"][i], ranked["sentiment"][i][0], expl.get("sentiment")
+                    ),
+                    entities=entities[i],
                     normalized=doc.normalized,
                     truncated=doc.truncated,
                     boilerplate_chars=doc.boilerplate_chars,
@@ -461,24 +469,23 @@ class Triage:
             )
         return results
 
-    def _intent(self, labels: np.ndarray, p: np.ndarray, explanation) -> IntentResult:
-        order = np.argsort(-p)
+    def _intent(self, labels: list[str], p: list[float], order: list[int], explanation) -> IntentResult:
+        """`order`: label indices, most probable first."""
         top, second = p[order[0]], (p[order[1]] if len(order) > 1 else 0.0)
-        label = str(labels[order[0]])
+        label = labels[order[0]]
         return IntentResult(
             label=label,
             category=self.categories.get(label),
-            confidence=float(top),
-            abstained=self.abstain.abstains(label, float(top), float(second)),
-            alternatives=tuple((str(labels[j]), float(p[j])) for j in order[1:3]),
+            confidence=top,
+            abstained=self.abstain.abstains(label, top, second),
+            alternatives=tuple((labels[j], p[j]) for j in order[1:3]),
             explanation=explanation,
         )
 
-    def _urgency(self, labels, p, doc: PreparedText, received_at, explanation):
-        j = int(p.argmax())
+    def _urgency(self, labels: list[str], p: list[float], best: int, doc: PreparedText, received_at, explanation):
         result = decide_urgency(
-            str(labels[j]),
-            float(p[j]),
+            labels[best],
+            p[best],
             doc.simplified,
             received_at=received_at,
             response_targets=self.response_targets,
@@ -486,13 +493,10 @@ class Triage:
         return result if explanation is None else replace(result, explanation=explanation)
 
     @staticmethod
-    def _sentiment(labels, p, explanation) -> SentimentResult:
-        index = {str(lab): k for k, lab in enumerate(labels)}
-        score = float(p[index["positive"]] if "positive" in index else 0.0) - float(
-            p[index["negative"]] if "negative" in index else 0.0
-        )
-        j = int(p.argmax())
-        return SentimentResult(label=str(labels[j]), score=score, confidence=float(p[j]), explanation=explanation)
+    def _sentiment(labels: list[str], p: list[float], best: int, explanation) -> SentimentResult:
+        prob = dict(zip(labels, p))
+        score = prob.get("positive", 0.0) - prob.get("negative", 0.0)
+        return SentimentResult(label=labels[best], score=score, confidence=p[best], explanation=explanation)
 
     def _explain(self, group: _HeadGroup, head: ServingHead, features: FeatureRows, winners) -> list:
         """Top features pushing each row towards its predicted label (weight x value)."""

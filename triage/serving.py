@@ -24,7 +24,7 @@ import numpy as np
 from retrieval.encoders import get_encoder
 from retrieval.text import LANGUAGES, PreparedText, prepare, tokenize
 
-from .entities import ENTITY_TYPES, extract_entities
+from .entities import ENTITY_TYPES, Entity, extract_entities
 
 SERVING_FILE = "serving.npz"
 EMBEDDING_FEATURE = "sentence embedding"
@@ -105,9 +105,10 @@ class NgramTfidf:
             for word in text.split():
                 padded = f" {word} "
                 for n in range(low, high + 1):
-                    grams.extend(padded[i : i + n] for i in range(max(len(padded) - n + 1, 1)))
                     if len(padded) <= n:  # a short word counts once, not once per n
+                        grams.append(padded)
                         break
+                    grams += [padded[i : i + n] for i in range(len(padded) - n + 1)]
             return grams
         tokens = tokenize(text)
         for n in range(low, min(high, len(tokens)) + 1):
@@ -116,14 +117,9 @@ class NgramTfidf:
 
     def counts(self, text: str) -> tuple[list[int], list[int]]:
         """Column ids of the in-vocabulary n-grams of `text` and how often each occurs."""
-        columns, counts = [], []
-        get = self.index.get
-        for gram, count in Counter(self.ngrams(text)).items():
-            j = get(gram)
-            if j is not None:
-                columns.append(j)
-                counts.append(count)
-        return columns, counts
+        counted = Counter(map(self.index.get, self.ngrams(text)))
+        counted.pop(None, None)  # out of the vocabulary
+        return list(counted), list(counted.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,26 +191,35 @@ class ServingFeaturizer:
     def n_features(self) -> int:
         return len(self.char) + len(self.word) + self.embedding_dim + self.n_meta
 
-    def featurize(self, texts: Sequence[str | PreparedText]) -> FeatureRows:
+    def featurize(
+        self, texts: Sequence[str | PreparedText], entities: Sequence[Sequence[Entity]] | None = None
+    ) -> FeatureRows:
+        """Feature rows for `texts`; `entities` are each text's entities when the caller already has
+        them (:func:`extract_entities` of its normalised text), so they are not found twice."""
         docs = as_prepared(texts)
+        if entities is None:
+            entities = [extract_entities(doc.normalized) for doc in docs] if self.meta_weight else []
+        elif len(entities) != len(docs):
+            raise ValueError(f"got entities for {len(entities)} texts, but {len(docs)} texts")
         columns, counts = array("q"), array("q")  # compact: a training set has millions of entries
         segment_ends = [0]  # a segment is one block of one row: row 0 char, row 0 word, row 1 char...
         for doc in docs:
             simplified = doc.simplified.lower()
-            for block, offset in ((self.char, 0), (self.word, len(self.char))):
+            for block in (self.char, self.word):
                 cols, cnts = block.counts(simplified)
-                columns.extend(c + offset for c in cols)
+                columns.extend(cols)
                 counts.extend(cnts)
                 segment_ends.append(len(columns))
+        ends = np.asarray(segment_ends, dtype=np.int64)
         indices = np.frombuffer(columns, dtype=np.int64).astype(np.int32)
+        indices += np.repeat(np.tile(np.int32([0, len(self.char)]), len(docs)), np.diff(ends))  # word block after char
         idf = np.concatenate([self.char.idf, self.word.idf])
         data = (1.0 + np.log(np.frombuffer(counts, dtype=np.int64).astype(np.float32))) * idf[indices]
-        ends = np.asarray(segment_ends, dtype=np.int64)
         norms = np.sqrt(segment_sums(data.astype(np.float64) ** 2, ends))
         data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(ends)).astype(np.float32)
         dense = [self._embed(docs)] if self.embedding_dim else []
         if self.meta_weight:
-            dense.append(self._meta(docs) * np.float32(self.meta_weight))
+            dense.append(self._meta(docs, entities) * np.float32(self.meta_weight))
         return FeatureRows(indptr=ends[::2], indices=indices, data=data,
                            dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
                            n_sparse=len(self.char) + len(self.word))
@@ -229,10 +234,10 @@ class ServingFeaturizer:
         return emb * np.float32(self.embedding_weight)
 
     @staticmethod
-    def _meta(docs: list[PreparedText]) -> np.ndarray:
+    def _meta(docs: list[PreparedText], entities: Sequence[Sequence[Entity]]) -> np.ndarray:
         out = np.zeros((len(docs), len(ENTITY_TYPES) + len(LANGUAGES) + 1), dtype=np.float32)
         for i, doc in enumerate(docs):
-            for ent in extract_entities(doc.normalized):
+            for ent in entities[i]:
                 out[i, ENTITY_TYPES.index(ent.type)] = 1.0
             out[i, len(ENTITY_TYPES) + LANGUAGES.index(doc.language)] = 1.0
             out[i, -1] = min(math.log1p(len(doc.normalized)) / 8.0, 1.0)
