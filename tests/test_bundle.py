@@ -52,6 +52,24 @@ def test_saving_over_an_existing_bundle_replaces_it(small_bundle, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
+def test_saving_never_replaces_what_is_not_a_bundle(small_bundle, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "plan.txt").write_text("keep me")
+    with pytest.raises(BundleError, match="not a model bundle; refusing to replace it"):
+        save_bundle(small_bundle, notes)
+    assert (notes / "plan.txt").read_text() == "keep me"
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("keep me too")
+    with pytest.raises(BundleError, match="is a file, not a bundle directory"):
+        save_bundle(small_bundle, a_file)
+    assert a_file.read_text() == "keep me too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "report.txt"]  # no staging left behind
+    (tmp_path / "empty").mkdir()
+    save_bundle(small_bundle, tmp_path / "empty")
+    assert read_manifest(tmp_path / "empty")["format"] == "kefu-triage-bundle"
+
+
 class NotAModel:
     pass
 

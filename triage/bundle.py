@@ -78,11 +78,14 @@ def library_versions() -> dict[str, str]:
 def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
     """Write `bundle` to `directory` atomically (a crash leaves any previous bundle intact).
 
-    The manifest's ``files`` section is filled in here with each file's SHA-256.
+    The manifest's ``files`` section is filled in here with each file's SHA-256. `directory` must
+    not exist yet, be empty, or hold a bundle (which is replaced): anything else is refused, so a
+    mistyped ``--out`` never deletes a user's files.
     """
     import skops.io as sio
 
     target = Path(directory)
+    check_bundle_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -121,6 +124,24 @@ def save_bundle(bundle: Bundle, directory: str | os.PathLike) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def check_bundle_target(target: str | os.PathLike) -> None:
+    """Refuse a save target that exists and is neither an empty directory nor a bundle."""
+    target = Path(target)
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise BundleError(f"{target} is a file, not a bundle directory; choose another output path")
+    if not any(target.iterdir()):
+        return
+    try:
+        read_manifest(target)
+    except BundleError:
+        raise BundleError(
+            f"{target} already exists and is not a model bundle; refusing to replace it "
+            f"(choose a new or empty directory, or remove it yourself)"
+        ) from None
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
