@@ -24,8 +24,7 @@ sys.path.insert(0, str(ROOT))
 from retrieval.text import normalize  # noqa: E402
 from triage.bundle import save_bundle  # noqa: E402
 from triage.data import iter_records  # noqa: E402
-from triage.evaluation import evaluate_bundle, evaluate_predictions  # noqa: E402
-from triage.pipeline import Triage  # noqa: E402
+from triage.evaluation import evaluate_bundle  # noqa: E402
 from triage.taxonomy import INTENTS, SENTIMENTS, URGENCY_LEVELS  # noqa: E402
 from triage.training import train_bundle  # noqa: E402
 
@@ -107,15 +106,15 @@ def main() -> None:
 
     metrics = {}
     for head in ("intent", "urgency", "sentiment"):
-        report = evaluate_bundle(bundle, [r["text"] for r in heldout], [r[head] for r in heldout], head=head)
+        report = evaluate_bundle(bundle, [r["text"] for r in heldout], [r[head] for r in heldout], head=head,
+                                 urgency_signals=False)
         metrics[head] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
         if head == "urgency":
             crit = next((s for s in report.per_label if s.label == "critical"), None)
             metrics[head]["critical_recall"] = crit.recall if crit else None
         print(f"held-out {head}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}")
     # What users get: the urgency head plus the named signals that can only raise its level.
-    levels = [r.urgency.level for r in Triage(bundle).triage_batch([r["text"] for r in heldout])]
-    report = evaluate_predictions([r["urgency"] for r in heldout], levels, head="urgency")
+    report = evaluate_bundle(bundle, [r["text"] for r in heldout], [r["urgency"] for r in heldout], head="urgency")
     crit = next((s for s in report.per_label if s.label == "critical"), None)
     metrics["urgency_with_signals"] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1,
                                        "critical_recall": crit.recall if crit else None}

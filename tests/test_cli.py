@@ -1,7 +1,7 @@
 import json
 import re
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 
 def test_classify_json():
@@ -41,18 +41,89 @@ def test_train_and_evaluate_round_trip(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["unknown_label"] == "oos" and manifest["heads"]["intent"]["labels"] == ["money", "oos", "track"]
 
-    proc = run_cli("evaluate", "--model", str(out), "--data", str(data), "--text-column", "text",
+    held_out = [("where's my package now", "track"), ("快递到哪里了", "track"), ("has my order left the warehouse", "track"),
+                ("money back please", "money"), ("退款什么时候到", "money"), ("I still have no refund", "money"),
+                ("tell me a joke", "oos"), ("今天天气怎么样", "oos")]
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in held_out), encoding="utf-8")
+    proc = run_cli("evaluate", "--model", str(out), "--data", str(test), "--text-column", "text",
                    "--label-column", "label", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["n"] == len(rows) and report["accuracy"] > 0.8
-    assert report["unknown_label"] == "oos" and report["in_scope_accuracy"] is not None
-    assert report["oos_recall"] is not None
+    # The same figures from the Python API's predictions, abstentions counted as the unknown label.
+    from triage.bundle import load_serving
+    from triage.evaluation import predict_head
+
+    predicted, _, abstained = predict_head(load_serving(out), [t for t, _ in held_out])
+    predicted = ["oos" if a else p for p, a in zip(predicted, abstained)]
+    gold = [g for _, g in held_out]
+    in_scope = [(g, p) for g, p in zip(gold, predicted) if g != "oos"]
+    assert report["n"] == len(held_out) and report["unknown_label"] == "oos"
+    assert report["accuracy"] == round(sum(g == p for g, p in zip(gold, predicted)) / len(gold), 4)
+    assert report["in_scope_accuracy"] == round(sum(g == p for g, p in in_scope) / len(in_scope), 4)
+    assert report["oos_recall"] == round(sum(p == "oos" for g, p in zip(gold, predicted) if g == "oos") / 2, 4)
+    assert report["abstained"] == sum(abstained)
     assert {s["label"] for s in report["per_label"]} >= {"money", "oos", "track"}
 
-    proc = run_cli("evaluate", "--model", str(out), "--data", str(data), "--text-column", "text",
+    proc = run_cli("evaluate", "--model", str(out), "--data", str(test), "--text-column", "text",
                    "--label-column", "label")
     assert "macro_f1" in proc.stdout and "per label" in proc.stdout
+
+    proc = run_cli("evaluate", "--model", str(out), "--data", str(test), "--text-column", "text",
+                   "--label-column", "label", "--unknown-label", "OOS")
+    assert proc.returncode == 1 and "unknown label 'OOS' is neither a label" in proc.stderr
+
+
+def test_train_refuses_an_unknown_label_the_data_lacks_and_single_example_labels(tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in (
+        ("where is my parcel", "track"), ("tracking please", "track"), ("refund please", "money"),
+        ("退款到账没", "money"), ("讲个笑话", "oos"), ("who won the game", "oos"))), encoding="utf-8")
+    out = tmp_path / "bundle"
+    proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                   "--unknown-label", "other", "--encoder", "none", "--out", str(out))
+    assert proc.returncode == 1 and "unknown_label 'other' is not a label in the training data" in proc.stderr
+    assert "['money', 'oos', 'track']" in proc.stderr and not out.exists()
+    with data.open("a", encoding="utf-8") as f:
+        f.write("hello,greeting\n")
+    proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                   "--encoder", "none", "--out", str(out))
+    assert proc.returncode == 1 and "single example: 'greeting' (1)" in proc.stderr
+
+
+def test_train_refuses_to_replace_a_directory_that_is_not_a_bundle(tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\nwhere is my parcel,track\ntracking please,track\nrefund please,money\n"
+                    "退款到账没,money\n", encoding="utf-8")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep")
+    proc = run_cli("train", "--data", str(data), "--text-column", "text", "--label-column", "label",
+                   "--encoder", "none", "--out", str(notes))
+    assert proc.returncode == 1 and "is not a model bundle; refusing to replace it" in proc.stderr
+    assert "read 4 rows" not in proc.stderr  # refused before reading and training
+    assert (notes / "todo.txt").read_text() == "keep"
+
+
+def test_evaluate_urgency_uses_the_signals_and_names_a_column_for_another_head(tmp_path):
+    rows = [("我要去消协投诉你们，三天了还不退款", "critical"), ("宝宝误吞了玩具上的小零件", "critical"),
+            ("衣服什么时候发货", "normal"), ("Could you tell me if the blue one comes in medium?", "low")]
+    data = tmp_path / "urgency.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "urgency": u}, ensure_ascii=False) + "\n" for t, u in rows),
+                    encoding="utf-8")
+    args = ("evaluate", "--model", str(ROOT / "models" / "default"), "--data", str(data), "--text-column", "text",
+            "--label-column", "urgency", "--json")
+    proc = run_cli(*args)
+    assert proc.returncode == 1
+    assert "none of the gold labels [critical, low, normal] is a label of the 'intent' head" in proc.stderr
+    assert "--head urgency" in proc.stderr
+    with_signals = json.loads(run_cli(*args, "--head", "urgency").stdout)
+    head_alone = json.loads(run_cli(*args, "--head", "urgency", "--no-signals").stdout)
+    def critical_recall(report):
+        return next(s["recall"] for s in report["per_label"] if s["label"] == "critical")
+
+    assert critical_recall(with_signals) == 1.0
+    assert critical_recall(head_alone) == 0.5  # the head reads the swallowed part as normal; the safety signal does not
 
 
 def test_train_names_the_bad_line(tmp_path):

@@ -159,9 +159,13 @@ def test_train_bundle_names_the_index_of_the_first_bad_item():
     from triage.training import train_bundle
 
     with pytest.raises(TextInputError, match=r"texts\[1\]: text '\\u200b' is not usable: message is whitespace"):
-        train_bundle(["fine", "\u200b", "\x01"], {"intent": ["a", "b", "c"]}, encoder="none")
+        train_bundle(["fine", "\u200b", "\x01", "ok"], {"intent": ["a", "b", "a", "b"]}, encoder="none")
     with pytest.raises(ValueError, match=r"labels\['urgency'\]\[2\]: urgency label 'urgent' is not one of "
                                          r"critical, high, normal, low; relabel"):
         train_bundle(["a", "b", "c", "d"], {"urgency": ["high", None, "urgent", "soon"]}, encoder="none")
     with pytest.raises(ValueError, match=r"labels\['sentiment'\]\[0\]: .*write it as 'positive'"):
         train_bundle(["a", "b"], {"sentiment": ["Positive", "negative"]}, encoder="none")
+    with pytest.raises(ValueError, match=r"labels\['intent'\] has labels with a single example: 'c' \(1\)"):
+        train_bundle(["a", "b", "c", "d", "e"], {"intent": ["a", "b", "c", "a", "b"]}, encoder="none")
+    with pytest.raises(ValueError, match=r"unknown_label 'OOS' is not a label in the training data"):
+        train_bundle(["a", "b", "c", "d"], {"intent": ["a", "b", "a", "b"]}, encoder="none", unknown_label="OOS")

@@ -27,7 +27,7 @@ from retrieval.search import KnowledgeBase
 from retrieval.store import KnowledgeBaseFileError
 from retrieval.text import TextInputError
 
-from .bundle import BundleError, load_serving, save_bundle
+from .bundle import BundleError, check_bundle_target, load_serving, save_bundle
 from .data import iter_records, read_labeled
 from .pipeline import Triage, open_knowledge_base, shipped_path
 from .results import TriageFailure, TriageResult
@@ -83,6 +83,7 @@ def _print_result(r: TriageResult | TriageFailure) -> None:
 
 # ---------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
+    check_bundle_target(args.out)  # before the slow part, not after it
     data = read_labeled(args.data, args.text_column, args.label_column, head=args.head)
     err_console.print(f"read {len(data.texts)} rows from {args.data}; training {args.head} head ({args.encoder})")
     params = {"C": args.C, "calibration_folds": args.calibration_folds}
@@ -124,7 +125,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     head = args.head or next(h for h in HEADS if h in bundle.heads)
     from .evaluation import evaluate_bundle
 
-    report = evaluate_bundle(bundle, data.texts, data.labels, head=head, unknown_label=unknown)
+    report = evaluate_bundle(bundle, data.texts, data.labels, head=head, unknown_label=unknown,
+                             urgency_signals=not args.no_signals)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -337,6 +339,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     base_data = args.data or shipped_path("_data/training/train.jsonl", "data/training/train.jsonl")
     if base_data is None:
         raise DataFileError("data/training/train.jsonl", "base training data not found; pass --data FILE")
+    check_bundle_target(args.out)
     started = time.perf_counter()
     bundle = retrain_from_feedback(FeedbackStore(args.feedback, create=False), base_data, base_model=args.model or default_bundle_path(),
                                    weight=args.weight)
@@ -518,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-column", required=True)
     p.add_argument("--head", choices=HEADS, help="default: the bundle's first head")
     p.add_argument("--unknown-label")
+    p.add_argument("--no-signals", action="store_true",
+                   help="urgency: score the head alone, without the named signals that raise its level")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

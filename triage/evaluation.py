@@ -9,9 +9,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from retrieval.text import PreparedText
+
 from .bundle import Bundle
 from .pipeline import AbstainPolicy
-from .serving import ServingModel
+from .serving import ServingModel, as_prepared
+from .urgency import decide_urgency
 
 
 @dataclass(frozen=True)
@@ -50,25 +53,37 @@ class EvaluationReport:
 
 
 def predict_head(
-    bundle: Bundle | ServingModel, texts: Sequence[str], head: str = "intent", abstain: AbstainPolicy | None = None
+    bundle: Bundle | ServingModel,
+    texts: Sequence[str | PreparedText],
+    head: str = "intent",
+    abstain: AbstainPolicy | None = None,
+    *,
+    urgency_signals: bool = True,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Labels, calibrated probabilities and abstention flags of one head of `bundle`, scored
-    exactly as :class:`Triage` scores them.
+    as :class:`Triage` scores them: urgency levels are raised by the named signals unless
+    `urgency_signals` is False (the head alone, as the manifest's ``urgency`` metric).
 
     Abstention applies to every head here (only the intent head abstains in :class:`Triage`),
-    using `abstain` or the bundle's recommended policy.
+    using `abstain` or the bundle's recommended policy; a level raised by a signal never abstains.
+    `proba` is the head's own.
     """
     served = bundle if isinstance(bundle, ServingModel) else bundle.serving()
     if head not in served.heads:
         raise ValueError(f"bundle has no {head!r} head; it has {sorted(served.heads)}")
     model = served.heads[head]
     policy = abstain or AbstainPolicy.from_dict(served.manifest.get("abstain"))
-    proba = model.predict_proba(served.featurizer.featurize(texts))
+    docs = as_prepared(texts)
+    proba = model.predict_proba(served.featurizer.featurize(docs))
     order = np.argsort(-proba, axis=1)
     labels = [str(model.classes[k]) for k in order[:, 0]]
     top = proba[np.arange(len(labels)), order[:, 0]]
     second = proba[np.arange(len(labels)), order[:, 1]] if proba.shape[1] > 1 else np.zeros(len(labels))
-    abstained = np.array([policy.abstains(lab, t, s) for lab, t, s in zip(labels, top, second)])
+    abstained = np.array([policy.abstains(lab, t, s) for lab, t, s in zip(labels, top, second)], dtype=bool)
+    if head == "urgency" and urgency_signals:
+        raised = [decide_urgency(lab, float(t), doc.simplified).level for lab, t, doc in zip(labels, top, docs)]
+        abstained &= np.array([a == b for a, b in zip(raised, labels)], dtype=bool)
+        labels = raised
     return labels, proba, abstained
 
 
@@ -119,16 +134,40 @@ def evaluate_predictions(
 
 def evaluate_bundle(
     bundle: Bundle | ServingModel,
-    texts: Sequence[str],
+    texts: Sequence[str | PreparedText],
     gold: Sequence[str],
     *,
     head: str = "intent",
     unknown_label: str | None = None,
     abstain: AbstainPolicy | None = None,
+    urgency_signals: bool = True,
 ) -> EvaluationReport:
     """Predict with one head of `bundle` and score against `gold`.
 
     Abstentions only change the result when an `unknown_label` is given (then they count as it).
+    Gold labels that share nothing with the head's labels, or an `unknown_label` found in neither,
+    are refused: they would score 0 without saying why (usually a column meant for another head).
     """
-    predicted, _, abstained = predict_head(bundle, texts, head, abstain)
+    served = bundle if isinstance(bundle, ServingModel) else bundle.serving()
+    if head in served.heads:
+        classes = sorted(str(c) for c in served.heads[head].classes)
+        gold_labels = sorted({str(g) for g in gold})
+        if gold_labels and not set(gold_labels) & (set(classes) | {unknown_label}):
+            others = [h for h, m in served.heads.items() if set(gold_labels) & {str(c) for c in m.classes}]
+            hint = f"; they look like {others[0]!r} labels (pass head={others[0]!r}, or --head {others[0]})" if others else ""
+            raise ValueError(
+                f"none of the gold labels {_preview(gold_labels)} is a label of the {head!r} head "
+                f"{_preview(classes)}{hint}"
+            )
+        if unknown_label is not None and unknown_label not in classes and unknown_label not in gold_labels:
+            raise ValueError(
+                f"unknown label {unknown_label!r} is neither a label of the {head!r} head nor in the gold labels; "
+                f"use one of {_preview(sorted(set(classes) | set(gold_labels)))}"
+            )
+    predicted, _, abstained = predict_head(served, texts, head, abstain, urgency_signals=urgency_signals)
     return evaluate_predictions(gold, predicted, head=head, abstained=abstained, unknown_label=unknown_label)
+
+
+def _preview(labels: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(labels[:limit])
+    return f"[{shown}{', ...' if len(labels) > limit else ''}]"

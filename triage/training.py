@@ -75,6 +75,19 @@ def train_bundle(
                 problem = None if value is None else label_problem(name, value)
                 if problem:
                     raise ValueError(f"labels[{name!r}][{i}]: {problem}")
+        counts = Counter(v for v in values if v is not None)
+        rare = sorted(f"{label!r} ({n})" for label, n in counts.items() if n < 2)
+        if rare:
+            raise ValueError(
+                f"labels[{name!r}] has labels with a single example: {', '.join(rare)}; a head needs at least "
+                f"two per label (five or more to calibrate its confidence): add examples, merge each into a "
+                f"related label, or drop those rows"
+            )
+    if unknown_label is not None and not any(unknown_label in set(values) for values in labels.values()):
+        raise ValueError(
+            f"unknown_label {unknown_label!r} is not a label in the training data; it must be one of "
+            f"{sorted({str(v) for values in labels.values() for v in values if v is not None})}"
+        )
     started = time.perf_counter()
     docs = []
     for i, text in enumerate(texts):  # refused before the slow part, by the rule Triage applies
