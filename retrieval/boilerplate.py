@@ -94,7 +94,7 @@ _THANKS_RE = re.compile(
     r"|pls|plz|please)(?: (?:a lot|so much|very much|in advance|again))?\b"
     r"|\blooking forward to (?:hearing from you|your (?:reply|response))|\bhope to hear from you(?: soon)?"
     r"|(?:谢谢|謝謝|多谢|多謝|感谢|感謝|感恩|麻烦了|麻煩了|麻烦你了|麻煩你了|麻烦您了|麻煩您了|辛苦了|辛苦啦|拜托了|拜託了|"
-    r"唔该晒|唔該晒|唔该|唔該|劳烦|勞煩)[亲親啦了哦哈呀你您啊晒]*"
+    r"唔该晒|唔該晒|唔该|唔該|劳烦|勞煩)[亲親啦了哦哈呀你您啊晒们們喔噢哟喲]*"
     r")[\s.!~。…]*[\U0001F64F\U0001F60A\U0001F642\u2764\uFE0F]*)+\Z",
     re.IGNORECASE,
 )
@@ -121,18 +121,20 @@ def strip_boilerplate(text: str) -> tuple[str, int]:
     removed : int
         ``len(text) - len(core)``, in characters; 0 when `text` is returned unchanged.
     """
-    core = _strip_email_parts(text) if "\n" in text else text
-    core = _strip_pleasantries(core)
+    core = _strip_pleasantries(_strip_email_parts(text) if "\n" in text else text)
+    if core is None:  # nothing but a greeting and thanks: they are the message, only a thread goes
+        core = _strip_email_parts(text, drop_closing=False) if "\n" in text else text
     if core == text or not _WORD_RE.search(core):
         return text, 0
     return core, len(text) - len(core)
 
 
-def _strip_pleasantries(text: str) -> str:
-    """`text` without an opening greeting and closing thanks, or as it was when that would
-    leave no word."""
+def _strip_pleasantries(text: str) -> str | None:
+    """`text` without an opening greeting and closing thanks; None when that is all it holds."""
     opening = _OPENING_RE.match(text)
     core = text[opening.end() :] if opening else text
+    if _THANKS_RE.match(core):
+        return None
     tail = len(core) - 120  # the closing is short; searching only the tail keeps long mails cheap
     thanks = _THANKS_RE.search(core, max(0, tail))
     # Thanks close a question or request ("...? Thanks", "cancel it pls", "thanks in advance");
@@ -140,11 +142,12 @@ def _strip_pleasantries(text: str) -> str:
     if thanks and (core[: thanks.start()].rstrip().endswith("?") or _REQUEST_THANKS_RE.search(thanks.group(0))):
         core = core[: thanks.start()]
     core = core.strip()
-    return core if _WORD_RE.search(core) else text
+    return core if _WORD_RE.search(core) else None
 
 
-def _strip_email_parts(text: str) -> str:
-    """`text` without quoted history, ">" lines, signature, footer and closing lines."""
+def _strip_email_parts(text: str, *, drop_closing: bool = True) -> str:
+    """`text` without quoted history, ">" lines, signature, footer and (with `drop_closing`)
+    closing lines."""
     lines = text.split("\n")
     lines = lines[: _history_start(lines)]
     if "--" in lines:  # RFC 3676 signature separator ("-- ", stripped by normalisation)
@@ -156,7 +159,8 @@ def _strip_email_parts(text: str) -> str:
     if lines and _FOOTER_RE.match(lines[-1]):
         lines.pop()
     _drop_tail(lines, lambda line: not line)
-    _drop_closing(lines)
+    if drop_closing:
+        _drop_closing(lines)
     return "\n".join(lines).strip() or text
 
 

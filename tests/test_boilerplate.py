@@ -160,6 +160,22 @@ def test_words_that_carry_the_request_are_kept(message, core):
 
 
 @pytest.mark.parametrize(
+    "message",
+    ["Hi,\n\nThanks in advance!", "亲，在吗？\n谢谢亲", "Dear Customer Service,\n\nThank you.", "哈囉～謝謝你們喔",
+     "hello!! thx"],
+)
+def test_a_message_of_only_greeting_and_thanks_is_kept_whole(message):
+    text = normalize(message)
+    assert strip_boilerplate(text) == (text, 0)
+
+
+def test_a_thanks_only_reply_loses_its_thread_but_keeps_the_thanks():
+    text = normalize("Thanks, got it!\n\nOn Tue, Nov 24, 2026 at 9:02 AM Support <help@shop.com> wrote:\n"
+                     "> Your refund of $35.90 was sent today.\n> It takes 3-5 working days.")
+    assert strip_boilerplate(text) == ("Thanks, got it!", len(text) - len("Thanks, got it!"))
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "where is my parcel >_<",
