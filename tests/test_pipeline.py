@@ -63,6 +63,31 @@ def test_batch_equals_one_by_one_and_keeps_bad_rows_in_place(default_triage, mon
         assert single.to_dict() == batch[i].to_dict()
 
 
+def test_batch_equals_one_by_one_on_held_out_messages(default_triage, monkeypatch):
+    """More messages than one encoder thread takes: labels, levels, flags and entities are equal;
+    probabilities agree to float32 rounding, so a figure rounded to 4 places may differ by 1e-4."""
+    from conftest import ROOT
+
+    monkeypatch.setattr(get_encoder(default_triage.bundle.encoder), "cache_size", 0)
+    lines = (ROOT / "data" / "eval" / "heldout.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines[::8]][:250]
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    batch = default_triage.triage_batch(texts, received_at=when)
+    for text, together in zip(texts, batch):
+        alone = default_triage.triage(text, received_at=when)
+        assert (alone.intent.label, alone.intent.abstained, alone.urgency.level, alone.sentiment.label) == (
+            together.intent.label, together.intent.abstained, together.urgency.level, together.sentiment.label), text
+        assert alone.entities == together.entities and alone.urgency.reasons == together.urgency.reasons
+        assert alone.intent.confidence == pytest.approx(together.intent.confidence, abs=1e-5)
+        assert alone.sentiment.score == pytest.approx(together.sentiment.score, abs=1e-5)
+
+
+def test_batch_refuses_what_is_not_a_list_of_messages(default_triage):
+    for value, name in ((None, "NoneType"), (123, "int"), ({"a": 1}, "dict"), ({"退款"}, "set")):
+        with pytest.raises(TypeError, match=f"takes a list of messages, got {name}"):
+            default_triage.triage_batch(value)
+
+
 def test_bad_single_input_raises_clear_errors(default_triage):
     with pytest.raises(TextInputError, match="None"):
         default_triage.triage(None)

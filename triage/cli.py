@@ -59,7 +59,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     else:
         for r in results:
             _print_result(r)
-    return 1 if all(isinstance(r, TriageFailure) for r in results) else 0
+    return 1 if any(isinstance(r, TriageFailure) for r in results) else 0  # the others are still printed
 
 
 def _print_result(r: TriageResult | TriageFailure) -> None:
@@ -641,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, FileNotFoundError, KeyError,
             ValueError, RuntimeError, SQLAlchemyError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
+        err_console.print(f"[red]error:[/red] {escape(str(message))}")
         return 1
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail
