@@ -103,6 +103,89 @@ def test_words_out_of_context_raise_no_signal(text):
     assert signals(text) == set()
 
 
+@pytest.mark.parametrize(
+    "text, signal",
+    [
+        # Counting one's own retries of an action is not contacting support again.
+        ("Tried 6 times to log in this morning and it still says my password is wrong", "repeated_contact"),
+        ("I've tried three times to pay with PayPal and it just spins", "repeated_contact"),
+        ("hit refresh like 10 times, the order page is still blank", "repeated_contact"),
+        ("I've reset my password 4 times today and still can't get in", "repeated_contact"),
+        ("clicked unsubscribe 3 times and the promo emails keep coming", "repeated_contact"),
+        ("how many times can I change the delivery address?", "repeated_contact"),
+        ("试了好几次还是登不上，验证码一直说错误", "repeated_contact"),
+        ("支付页面刷新了好几次，还是一直转圈", "repeated_contact"),
+        ("密码输错太多次，账号被锁了怎么办", "repeated_contact"),
+        ("这款面霜我回购好几次了，这次的味道怪怪的", "repeated_contact"),
+        ("試了好幾次都登不進去，是不是系統有問題", "repeated_contact"),
+        ("付款按了好幾次都沒反應", "repeated_contact"),
+        ("APP重裝了好幾次還是閃退", "repeated_contact"),
+        # 骗子 and "scam" as insults, with nothing taken and nobody posing as the shop, are not fraud.
+        ("骗子商家，东西质量这么差", "fraud"),
+        ("你们客服都是骗子吗，说好的发货呢", "fraud"),
+        ("騙子店家，實品跟照片差太多了", "fraud"),
+        ("感觉被骗了，颜色和图片完全不一样", "fraud"),
+        ("this 'flash sale' is a total scam, it was cheaper last week", "fraud"),
+        ("You lot are scammers, the jacket fell apart after one wash", "fraud"),
+        # A social network as a login, a contact channel, an advert or a courier is no threat to go public.
+        ("can't log in with Facebook anymore, it just reloads", "public_exposure"),
+        ("Facebook login keeps failing on the app", "public_exposure"),
+        ("I messaged you on Instagram yesterday about sizing, any news?", "public_exposure"),
+        ("saw this lamp on TikTok, is it back in stock?", "public_exposure"),
+        ("微博账号登录不了，一直提示授权失败", "public_exposure"),
+        ("用微博登录之后订单都不见了，我要投诉", "public_exposure"),
+        ("发朋友圈集赞的活动怎么参加", "public_exposure"),
+        ("我用小紅書帳號註冊的，怎麼改綁手機", "public_exposure"),
+        ("黑貓宅急便什麼時候會來收件", "public_exposure"),
+    ],
+)
+def test_retries_insults_and_logins_are_not_evidence(text, signal):
+    assert signal not in signals(text)
+
+
+@pytest.mark.parametrize(
+    "text, signal",
+    [
+        ("Paid RM450 for a sofa that never came. Filing at the Tribunal for Consumer Claims on Monday", "legal_threat"),
+        # Contacting support again still counts, with or without a retry word in the sentence.
+        ("This is the third time I'm writing about the same missing parcel", "repeated_contact"),
+        ("I've called 4 times and each time I'm told to wait another week", "repeated_contact"),
+        ("already emailed twice about the cracked screen, nothing back", "repeated_contact"),
+        ("tried calling your hotline 5 times, always engaged", "repeated_contact"),
+        ("you've changed the delivery date 3 times now, I just want my sofa", "repeated_contact"),
+        ("第三次联系你们了，退款到底什么时候到账", "repeated_contact"),
+        ("问了好几遍客服，每次都说在处理", "repeated_contact"),
+        ("催了好几次了，还是没发货", "repeated_contact"),
+        ("這已經是我第三次私訊你們了，包裹到底在哪", "repeated_contact"),
+        ("我試了好幾次打電話給客服都沒人接", "repeated_contact"),
+        # 骗子, 被骗 and "scam" with money taken or someone posing as the shop.
+        ("有个骗子打电话说我的快递丢了，让我扫码理赔", "fraud"),
+        ("我被骗了两千块，对方说是你们平台的客服", "fraud"),
+        ("騙子收了我的訂金就跑路了，賣場也關了", "fraud"),
+        ("Got a text pretending to be you asking for my card number, is this a scam?", "fraud"),
+        ("The seller took my money and went silent. This is a scam.", "fraud"),
+        # Threats to post, review or go to the press, on a named network or not.
+        ("if this isn't fixed today I'm posting the whole chat on Facebook", "public_exposure"),
+        ("Twitter is going to hear about this", "public_exposure"),
+        ("I'll leave a 1-star review on every site I can find", "public_exposure"),
+        ("going to tell the media how you treat customers", "public_exposure"),
+        ("再不退款我就发微博曝光你们", "public_exposure"),
+        ("准备发小红书让大家避雷", "public_exposure"),
+        ("小紅書避雷文已經寫好了，等著看吧", "public_exposure"),
+        ("再不處理我就去黑貓投訴", "public_exposure"),
+    ],
+)
+def test_contact_fraud_and_exposure_in_context_still_fire(text, signal):
+    assert signal in signals(text)
+
+
+def test_a_login_retry_keeps_the_model_level():
+    text = prepare("Tried 6 times to log in with Facebook, still nothing").simplified
+    result = decide_urgency("normal", 0.7, text)
+    assert result.level == "normal"
+    assert [r.signal for r in result.reasons] == ["model"]
+
+
 def test_a_vetoed_match_does_not_hide_a_real_one():
     reasons = find_signals(prepare("order 12345: I will report this to 12315").simplified)
     assert [(r.signal, r.evidence) for r in reasons] == [("legal_threat", "report this to 12315")]
