@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from retrieval.files import DataFileError
+from retrieval.text import TextInputError
 from tests.conftest import run_cli
-from triage.batch import OUTPUT_COLUMNS, read_output, score_file, score_frame
+from triage.batch import OUTPUT_COLUMNS, read_output, score_file, score_frame, ticket_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKETS = [
@@ -34,19 +36,24 @@ def _frame() -> pd.DataFrame:
 
 def test_score_frame_is_a_pure_table_function(default_triage):
     frame = _frame()
-    frame.loc[len(frame)] = ["T6", "2026-11-22T09:00:00+08:00", "x" * 100]
-    out = score_frame(frame, default_triage, text_column="body", id_column="ticket_id", time_column="created_at",
-                      max_chars=80)
+    frame.loc[len(frame)] = ["T6", "2026-11-22T09:00:00+08:00", "My parcel is late, where is it? " * 800]
+    out = score_frame(frame, default_triage, text_column="body", id_column="ticket_id", time_column="created_at")
     assert list(out.columns) == OUTPUT_COLUMNS and out["id"].tolist() == ["T1", "T2", "T3", "T4", "T5", "T6"]
     errors = dict(zip(out["id"], out["error"]))
-    assert errors["T3"].startswith("empty") and errors["T6"].startswith("oversized: 100 characters")
+    assert errors["T3"].startswith("empty") and pd.isna(errors["T6"])  # 25,600 characters: truncated, not refused
+    assert out["truncated"].fillna("-").tolist() == [False, False, "-", False, False, True]
     ok = out[out["error"].isna()].set_index("id")
+    assert ok.loc["T6", "intent"] == "delivery_problem"
     assert ok.loc["T1", "intent"] == "delivery_problem" and ok.loc["T5", "urgency"] == "critical"
     assert ok.loc["T4", "language"] == "zh-Hant" and "退款" in ok.loc["T4", "draft_zh"]
     assert ok.loc["T5", "due"].startswith("2026-11-22T01:00")  # one hour after 08:00 +08:00
     assert frame.shape == (6, 3)  # the input is not modified
     with pytest.raises(KeyError, match="no column 'text'"):
         score_frame(frame, default_triage)
+    # the cap is the Triage's; another one here is an error, not silently ignored
+    with pytest.raises(ValueError, match=r"max_chars=80 but this Triage truncates at 20000 characters; build it "
+                                         r"with triage.load\(max_chars=80\)"):
+        score_frame(frame, default_triage, text_column="body", max_chars=80)
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:
@@ -75,6 +82,8 @@ def test_every_format_in_and_out(tmp_path, suffix):
     assert out["id"].astype(str).tolist() == ["T1", "T2", "T3", "T4", "T5"]
     assert list(out.columns) == OUTPUT_COLUMNS
     assert out.set_index(out["id"].astype(str)).loc["T2", "intent"] == "payment"
+    flags = out["truncated"].tolist()  # empty for the refused row
+    assert pd.isna(flags[2]) and [f for n, f in enumerate(flags) if n != 2] == [False] * 4
     assert not output.with_name(output.name + ".partial.jsonl").exists()
 
 
@@ -308,5 +317,235 @@ def test_spark_local_mode_matches_score_frame(default_triage, tmp_path):
     def plain(series):  # Spark gives None where pandas gives NaN for a refused row
         return [None if pd.isna(v) else v for v in series.astype(object)]
 
-    for column in ("id", "intent", "urgency", "sentiment", "kb_ids", "knowledge_gap", "draft_zh", "draft_en", "error"):
+    for column in ("id", "intent", "urgency", "sentiment", "kb_ids", "knowledge_gap", "draft_zh", "draft_en",
+                   "truncated", "error"):
         assert plain(scored[column]) == plain(expected[column]), column
+
+
+# ---------------------------------------------------------------------- bad input (issue 2, section 6)
+def _nul_export(path: Path, filler: int = 0) -> Path:
+    """Five tickets, the second with a NUL byte in its message; `filler` bytes of ordinary rows
+    before it push the NUL past the first 8 KB."""
+    rows = [b"id,body", b"1,where is my parcel"]
+    rows += [b"p%d,hello there and just checking in" % n for n in range(filler // 34)]
+    rows += [b"2,refund\x00 please", b"3,\x00\x00", b"4,I was charged twice for one order", b"5,thanks a lot"]
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    return path
+
+
+def test_a_nul_byte_in_a_row_is_read_as_a_space_and_the_rest_is_scored(tmp_path, default_triage):
+    proc = run_cli("score", str(_nul_export(tmp_path / "nul.csv")), str(tmp_path / "out.csv"), "--text-column",
+                   "body", "--id-column", "id", "--no-drafts", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    out = read_output(tmp_path / "out.csv").set_index("id")
+    assert out.index.tolist() == ["1", "2", "3", "4", "5"]
+    # cleaned as the Python API cleans control characters: the same result as the message with a space
+    assert out.loc["2", "intent"] == default_triage.triage("refund please").intent.label == "refund"
+    assert pd.isna(out.loc["2", "error"]) and out.loc["4", "intent"] == "payment"
+    assert out.loc["3", "error"] == EMPTY_BODY  # NULs and nothing else: no message
+
+    # the same byte past the first 8 KB gives the same row results, and so does JSONL
+    late = score_file(_nul_export(tmp_path / "late.csv", filler=9000), tmp_path / "late.csv.jsonl",
+                      text_column="body", id_column="id", drafts=False)
+    assert (late.scored, late.failed) == (4 + 9000 // 34, 1)
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "late.csv.jsonl").read_text("utf-8").splitlines())}
+    assert rows["2"]["intent"] == "refund" and rows["3"]["error"] == EMPTY_BODY
+    lines = tmp_path / "nul.jsonl"
+    lines.write_bytes(b'{"id": "J1", "body": "refund\x00 please"}\n{"id": "J2", "body": "where is my parcel"}\n')
+    score_file(lines, tmp_path / "j.csv", text_column="body", id_column="id", drafts=False)
+    assert read_output(tmp_path / "j.csv")["intent"].tolist() == ["refund", "delivery_problem"]
+
+
+def test_a_nul_id_survives_an_excel_output(tmp_path):
+    source = tmp_path / "ids.csv"
+    source.write_bytes(b"id,body\nA\x01B,where is my parcel\nC,refund please\n")
+    score_file(source, tmp_path / "out.xlsx", text_column="body", id_column="id", drafts=False)
+    assert read_output(tmp_path / "out.xlsx")["id"].tolist() == ["A\ufffdB", "C"]  # Excel cannot hold \x01
+
+
+def test_training_files_read_a_nul_as_a_space_and_name_the_line_of_an_empty_one(tmp_path):
+    from triage.data import read_labeled
+
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"text,label\nrefund\x00 please,refund\nwhere is my parcel,delivery_problem\n")
+    data = read_labeled(path, "text", "label")
+    assert data.texts == ["refund  please", "where is my parcel"] and data.lines == [2, 3]
+    path.write_bytes(b"text,label\nwhere is my parcel,delivery_problem\n\x00\x00,refund\n")
+    with pytest.raises(DataFileError, match=r"train\.csv, line 3, field 'text': text '  ' is not usable: message "
+                                            r"is whitespace or control characters only"):
+        read_labeled(path, "text", "label")
+
+
+def test_only_really_binary_files_are_refused_as_binary(tmp_path):
+    from retrieval.files import binary_problem
+    from triage.data import read_labeled
+
+    workbook = tmp_path / "book.xlsx"
+    _frame().to_excel(workbook, index=False)
+    utf16 = "ticket_id,body\nT1,我要退款\nT2,where is my parcel\n"
+    cases = {
+        "zip.csv": (workbook.read_bytes(), r"is a ZIP archive \(an Excel \.xlsx workbook, for example\), not text; "
+                                           r"export the data as UTF-8 CSV, TSV or JSONL"),
+        "utf16.csv": (utf16.encode("utf-16"), "is UTF-16 text"),
+        "utf16le.csv": (utf16.encode("utf-16-le"), "looks like UTF-16 text without a byte-order mark"),
+        "random.csv": (bytes(range(256)) * 40, r"looks binary \(10% of its first 8,192 bytes are NUL or other "
+                                               r"control bytes\)"),
+        "nuls.jsonl": (b"\x00" * 5000, r"looks binary \(100% of its first 5,000 bytes"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(DataFileError, match=message):
+            score_file(path, tmp_path / "out.csv", text_column="body")
+        with pytest.raises(DataFileError, match=message):
+            read_labeled(path, "body", "label")
+    assert binary_problem(b"id,body\n1,\x00\n") is None  # one NUL in a small file: a row to clean, not binary
+    assert binary_problem(b"\x00\x01\x02PK") is not None
+
+
+LONG = "My parcel is late, where is it? I have waited two weeks. " * 440  # 25,080 characters
+
+
+def test_long_texts_are_truncated_and_flagged_and_only_absurd_fields_refused(tmp_path):
+    huge = "x" * 1_000_001
+    source = tmp_path / "long.csv"
+    source.write_text(f'id,body\n1,"{LONG}"\n2,"{LONG * 8}"\n3,"{huge}"\n4,"refund\nplease"\n', "utf-8")
+    proc = run_cli("score", str(source), str(tmp_path / "out.csv"), "--text-column", "body", "--id-column", "id",
+                   "--no-drafts", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    out = read_output(tmp_path / "out.csv").set_index("id")
+    assert out.index.tolist() == ["1", "2", "3", "4"]  # one output row per input row, the huge one too
+    # 25,080 and 200,640 characters (over the csv module's default field limit): truncated, scored, flagged
+    assert out.loc["1", "intent"] == out.loc["2", "intent"] == "delivery_problem"
+    assert pd.isna(out.loc["1", "error"]) and pd.isna(out.loc["2", "error"])
+    assert out["truncated"].fillna("-").tolist() == [True, True, "-", False]
+    assert out.loc["3", "error"] == (
+        "oversized: 'body' has 1,000,001 characters (line 4); fields over 1,000,000 characters are not read (a "
+        "message over the length limit, 20,000 characters by default, is truncated and flagged, not refused)")
+    assert out.loc["4", "intent"] == "refund"
+    assert "oversized" in proc.stdout and "error" not in proc.stderr
+
+    # the limit is the Triage's max_chars, which score_file sets; JSONL and Parquet are read the same way
+    lines = tmp_path / "long.jsonl"
+    lines.write_text("".join(json.dumps({"body": b}) + "\n" for b in (LONG[:60], LONG[:30], huge)), "utf-8")
+    summary = score_file(lines, tmp_path / "short.parquet", text_column="body", drafts=False, max_chars=40)
+    scored = read_output(tmp_path / "short.parquet")
+    assert (summary.scored, dict(summary.reasons)) == (2, {"oversized": 1})
+    assert scored["truncated"].tolist()[:2] == [True, False] and scored["error"][2].startswith(
+        "oversized: 'body' has 1,000,001 characters (line 3)")
+    pd.DataFrame({"body": [LONG, huge]}).to_parquet(tmp_path / "p.parquet")
+    score_file(tmp_path / "p.parquet", tmp_path / "p.csv", text_column="body", drafts=False)
+    errors = read_output(tmp_path / "p.csv")["error"]
+    assert pd.isna(errors[0]) and errors[1].startswith("oversized: 'body' has 1,000,001 characters (row 2)")
+
+
+def test_a_journal_of_an_older_version_is_not_resumed(tmp_path):
+    source = tmp_path / "r.csv"
+    source.write_text("id,body\n1,where is my parcel\n", "utf-8")
+    output = tmp_path / "out.csv"
+    journal = output.with_name(output.name + ".partial.jsonl")
+    with pytest.raises(_Killed):
+        score_file(source, output, text_column="body", drafts=False, progress=_stop)
+    first, *rest = journal.read_text("utf-8").splitlines(keepends=True)
+    fingerprint = json.loads(first)
+    assert fingerprint["journal"]["version"] == 2 and fingerprint["journal"]["settings"]["max_chars"] == 20_000
+    del fingerprint["journal"]["version"]  # as version 1 wrote it: rows without the truncated column
+    journal.write_text(json.dumps(fingerprint) + "\n" + "".join(rest), "utf-8")
+    with pytest.raises(ValueError, match="written by another version of kefu-triage .*rerun without --resume"):
+        score_file(source, output, text_column="body", drafts=False, resume=True)
+
+
+@pytest.mark.parametrize("subject, body, text", [
+    ("Refund", "I want my money back", "Refund\nI want my money back"),
+    ("help", "   \n  ", "help"),                         # a subject alone is a message
+    (None, "where is my parcel", "where is my parcel"),  # so is a body alone
+    ("Re: 订单问题", "", "订单问题"),                     # reply prefixes are not the customer's words
+    ("RE[2]: Fwd: AW: 回复：退款", None, "退款"),
+    ("Re:", "", ""),                                     # nothing but a prefix: no message
+    ("回复：", "  ", ""),
+    ("Fwd: Re:", "where is my parcel", "where is my parcel"),
+    ("Refund for order 123", "Refund for order 123, it never came", "Refund for order 123, it never came"),
+    ("\u200b", "\u200b \u00a0", ""),                     # invisible and spaces only
+    ("Refund", float("nan"), "Refund"),                  # a missing cell
+    ("Refund:", "", "Refund:"),                          # a colon does not make a word a prefix
+    (b"refund", None, "refund"),
+])
+def test_ticket_text_rule(subject, body, text):
+    assert ticket_text(subject, body) == text
+
+
+def test_ticket_text_refuses_values_that_are_not_text():
+    with pytest.raises(TextInputError, match=r"the body is not text \(got int\)"):
+        ticket_text("Order", 12345)
+    with pytest.raises(TextInputError, match=r"the subject is not text \(got list\)"):
+        ticket_text(["a"], "refund please")
+
+
+def test_score_joins_subject_and_body_by_the_ticket_text_rule(tmp_path):
+    source = tmp_path / "mail.csv"
+    source.write_text("id,subject,body\n1,Re: 退款什么时候到账,\n2,Re:,\n3,RE: Fwd:,   \n4,,where is my parcel\n"
+                      "5,I was charged twice,\n", "utf-8")
+    summary = score_file(source, tmp_path / "out.csv", subject_column="subject", body_column="body", id_column="id",
+                         drafts=False)
+    out = read_output(tmp_path / "out.csv").set_index("id")
+    assert (summary.scored, summary.failed) == (3, 2)
+    assert out.loc["1", "intent"] == "refund" and out.loc["5", "intent"] == "payment"
+    empty = ("empty: no message text in 'subject' and 'body' (blank, or only spaces, invisible or control "
+             "characters, or a reply prefix such as 'Re:'); write the message there or drop the row")
+    assert out.loc["2", "error"] == out.loc["3", "error"] == empty
+
+
+EMPTY_BODY = ("empty: no message text in 'body' (blank, or only spaces, invisible or control characters); write "
+              "the message there or drop the row")
+
+
+def test_every_kind_of_empty_row_is_empty_with_the_same_advice(tmp_path, default_triage):
+    texts = ["", "   ", "\u200b", "\u200b \u200b\ufeff", "\t\u3000\n", "\x01\x02", "\u2028"]
+    frame = pd.DataFrame({"id": range(len(texts) + 1), "body": [*texts, "refund please"]})
+    out = score_frame(frame, default_triage, text_column="body", id_column="id", drafts=False)
+    assert out["error"][: len(texts)].tolist() == [EMPTY_BODY] * len(texts)
+    assert pd.isna(out["error"].iloc[-1])
+    source = tmp_path / "blank.csv"
+    source.write_text("id,body\n1,   \n2,\u200b\n3,refund please\n", "utf-8")
+    summary = score_file(source, tmp_path / "out.jsonl", text_column="body", id_column="id", drafts=False)
+    assert dict(summary.reasons) == {"empty": 2}
+
+
+def test_txt_files_are_not_guessed_and_a_wrong_delimiter_is_named(tmp_path):
+    from triage.data import read_labeled
+
+    commas = tmp_path / "data.txt"
+    commas.write_text("body,intent\nwhere is my parcel,delivery_problem\n", "utf-8")
+    tabs = tmp_path / "tabs.txt"
+    tabs.write_text("body\tintent\nwhere is my parcel\tdelivery_problem\n", "utf-8")
+    rename = r"a \.txt file may be comma- or tab-separated, so it is not read; rename it to \.csv \(commas\) or " \
+             r"\.tsv \(tabs\)"
+    with pytest.raises(DataFileError, match=rename + "; its first line has commas, so .csv"):
+        read_labeled(commas, "body", "intent")
+    with pytest.raises(DataFileError, match=rename + "; its first line has tabs, so .tsv"):
+        score_file(tabs, tmp_path / "out.csv", text_column="body")
+    good = tmp_path / "good.csv"
+    good.write_text("body\nwhere is my parcel\n", "utf-8")
+    with pytest.raises(DataFileError, match=rename + "$"):  # an output has no first line to tell by
+        score_file(good, tmp_path / "out.txt", text_column="body")
+    (tmp_path / "x.xml").write_text("<a/>", "utf-8")
+    with pytest.raises(DataFileError, match=r"unsupported file type '\.xml'; use \.csv, \.tsv, \.jsonl, \.ndjson$"):
+        read_labeled(tmp_path / "x.xml", "body", "intent")
+
+    # comma-separated content under .tsv, tab-separated under .csv: the header shows it
+    wrong_tsv = commas.rename(tmp_path / "data.tsv")
+    message = (r"data\.tsv, line 1: the header is one column, 'body,intent', holding commas: the delimiter looks "
+               r"wrong \(TSV fields are separated by tabs\); if its fields are separated by commas, rename it to \.csv")
+    with pytest.raises(DataFileError, match=message):
+        read_labeled(wrong_tsv, "body", "intent")
+    with pytest.raises(DataFileError, match=message):
+        score_file(wrong_tsv, tmp_path / "out.csv", text_column="body")
+    proc = run_cli("train", "--data", str(tabs.rename(tmp_path / "tabs.csv")), "--text-column", "body",
+                   "--label-column", "intent", "--encoder", "none", "--out", str(tmp_path / "bundle"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "tabs.csv, line 1: the header is one column, 'body\\tintent', holding tabs" in proc.stderr
+    assert "rename it to .tsv" in proc.stderr
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("body;intent\nwhere is my parcel;delivery_problem\n", "utf-8")
+    with pytest.raises(DataFileError, match=r"holding semicolons.*save it with commas \(\.csv\) or tabs \(\.tsv\)"):
+        score_file(semicolons, tmp_path / "out.csv", text_column="body")

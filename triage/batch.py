@@ -14,14 +14,16 @@ import math
 import numbers
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from retrieval.files import DataFileError, sha256_file
-from retrieval.text import has_undecodable
+from retrieval.files import (SNIFF_BYTES, DataFileError, allow_large_csv_fields, binary_problem, clean_nul,
+                             delimiter_problem, sha256_file, unsupported_type)
+from retrieval.text import DEFAULT_MAX_CHARS, TextInputError, has_undecodable, normalize
 
 from .pipeline import Triage
 from .results import TriageFailure
@@ -31,20 +33,28 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", 
 OUTPUT_COLUMNS = [
     "id", "language", "intent", "category", "intent_confidence", "needs_review", "urgency", "urgency_reasons",
     "due", "sentiment", "sentiment_score", "kb_ids", "kb_score", "knowledge_gap", "draft_zh", "draft_en",
-    "draft_needs_human", "error",
+    "draft_needs_human", "truncated", "error",
 ]
-DEFAULT_MAX_CHARS = 20_000
+#: The file readers refuse a row with a field longer than this many characters (``oversized``). Only a
+#: guard against pasted attachments and runaway fields filling memory: a message longer than the
+#: Triage's ``max_chars`` (20,000 by default) is truncated and flagged ``truncated``, not refused.
+FIELD_LIMIT = 1_000_000
+_JOURNAL_VERSION = 2  # bumped when the journal's rows change shape (2: the truncated column)
 _ROW = "_row"  # source row number, carried through the readers; resume and the output order go by it
 _EXTRA = (_ROW, "_text", "_time")  # journal-only columns (row number; the report's preview and arrival time)
 _UNDECODABLE = "undecodable: the row has bytes that are not UTF-8"
 _EPOCH = re.compile(r"[+-]?\d+(\.\d*)?")
+_EXCEL_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # control characters an .xlsx cell cannot hold
 
 
 def _missing(value) -> bool:
     """None, NaN, NaT or NA: an empty cell (lists and other containers are values, not missing)."""
-    import pandas as pd
-
-    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    pd = sys.modules.get("pandas")  # NaT and NA only come from pandas, so it is never imported for this
+    return pd is not None and pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
 def _id_text(value) -> str:
@@ -65,26 +75,95 @@ def _require(module: str):
 def file_format(path: str | os.PathLike) -> str:
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise DataFileError(path, f"unsupported file type {Path(path).suffix!r}; use {', '.join(FORMATS)}")
+        raise DataFileError(path, unsupported_type(path, FORMATS))
     return fmt
 
 
-# ---------------------------------------------------------------------- scoring
-def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None, str | None]:
-    """The message text of a row, or an error saying why there is none. A number or a list in a
-    typed format (JSONL, Parquet, Excel) is refused, not scored as its printed form."""
-    columns = [c for c in (subject_column, body_column) if c] if subject_column or body_column else [text_column]
-    parts = []
-    for value in (row.get(c) for c in columns):
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "surrogateescape")
-        elif not isinstance(value, str) and not _missing(value):
-            return None, f"invalid: text is not a string (got {type(value).__name__})"
-        if isinstance(value, str) and value.strip():
-            parts.append(value)
-    text = "\n".join(parts)
+# ---------------------------------------------------------------------- the message of a ticket
+# "Re:", "RE[2]:", "Fwd:", "AW:", "回复：", "轉寄:" ... at the start of a subject, repeated or not.
+_REPLY_PREFIX = re.compile(
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|tr|antw|rif|答复|答覆|回复|回覆|转发|轉發|转寄|轉寄)\s*(?:\[\d+\]|\(\d+\))?\s*[:：])+",
+    re.IGNORECASE)
+
+
+def _blank(text: str) -> bool:
+    """True when `text` has nothing to read: empty, or only whitespace, invisible or control
+    characters, by the rule :func:`retrieval.text.prepare` applies."""
+    text = text.strip()
     if not text:
-        return None, "empty: no text in this row"
+        return True
+    if text[0].isprintable():  # stripped, so not a space: a visible character that normalising keeps
+        return False
+    return not normalize(text)  # starts with an invisible or control character: the full rule
+
+
+def _part(value, name: str) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, (bytes, bytearray)):  # undecodable bytes stay visible, as lone surrogates
+        value = bytes(value).decode("utf-8", "surrogateescape")
+    if not isinstance(value, str):
+        raise TextInputError(f"the {name} is not text (got {type(value).__name__})")
+    value = value.strip()
+    return "" if _blank(value) else value
+
+
+def ticket_text(subject, body) -> str:
+    """The message of a ticket with a subject and a body, as ``triage score`` and ``triage demo``
+    read it; ``""`` when the ticket has none.
+
+    - Each part counts when it has something to read: None, NaN, an empty cell, and text of only
+      whitespace, zero-width or control characters count as absent (as :func:`retrieval.text.prepare`
+      would refuse them).
+    - A subject alone is a message the customer wrote, and is scored; so is a body alone.
+    - Reply and forward prefixes are not the customer's words and are dropped from the subject
+      (``Re:``, ``RE[2]:``, ``Fwd:``, ``AW:``, ``回复：``, ``轉寄:``, repeated or not), so a subject of only
+      prefixes with an empty body is no message.
+    - Both present: subject, a newline, body; a body that already starts with the subject does not
+      repeat it.
+
+    Raises
+    ------
+    TextInputError
+        When a part is neither text nor missing (a number or a list from JSONL, Parquet or
+        Excel): its printed form is not a message.
+    """
+    subject = _REPLY_PREFIX.sub("", _part(subject, "subject")).strip()
+    subject = "" if _blank(subject) else subject
+    body = _part(body, "body")
+    if subject and body and not body.startswith(subject):
+        return f"{subject}\n{body}"
+    return body or subject
+
+
+# ---------------------------------------------------------------------- scoring
+def _message_columns(text_column, subject_column, body_column) -> list[str]:
+    return [c for c in (subject_column, body_column) if c] if subject_column or body_column else [text_column]
+
+
+def _empty_error(columns: list[str], subject_column) -> str:
+    """The ``empty`` error of a row with no message in `columns`: what is wrong and what to do."""
+    names = " and ".join(map(repr, columns))
+    prefix = ", or a reply prefix such as 'Re:'" if subject_column else ""
+    return (f"empty: no message text in {names} (blank, or only spaces, invisible or control "
+            f"characters{prefix}); write the message there or drop the row")
+
+
+def _text_of(row, text_column, subject_column, body_column) -> tuple[str | None, str | None]:
+    """The message text of a row (:func:`ticket_text`), or an error saying why there is none. A
+    number or a list in a typed format (JSONL, Parquet, Excel) is refused, not scored as its
+    printed form."""
+    columns = _message_columns(text_column, subject_column, body_column)
+    for value in (row.get(c) for c in columns):
+        if not isinstance(value, (str, bytes, bytearray)) and not _missing(value):
+            return None, f"invalid: text is not a string (got {type(value).__name__})"
+    if subject_column or body_column:
+        text = ticket_text(row.get(subject_column) if subject_column else None,
+                           row.get(body_column) if body_column else None)
+    else:
+        text = ticket_text(None, row.get(text_column))
+    if not text:
+        return None, _empty_error(columns, subject_column)
     if has_undecodable(text):
         return None, _UNDECODABLE
     return text, None
@@ -118,7 +197,7 @@ def _check_columns(columns, text_column, subject_column, body_column, id_column,
 
 def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_column: str | None = None,
                 body_column: str | None = None, id_column: str | None = None, time_column: str | None = None,
-                drafts: bool = True, max_chars: int = DEFAULT_MAX_CHARS):
+                drafts: bool = True, max_chars: int | None = None):
     """Score every row of a pandas DataFrame.
 
     Parameters
@@ -126,7 +205,8 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     frame : pandas.DataFrame
         One ticket per row.
     text_column : str
-        The message column; or give `subject_column` and/or `body_column`, joined by a newline.
+        The message column; or give `subject_column` and/or `body_column` (joined by
+        :func:`ticket_text`).
     id_column : str, optional
         Ticket ids, copied as they are (default: the frame's index).
     time_column : str, optional
@@ -134,8 +214,10 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
         row whose time cannot be parsed is refused as invalid; an empty one counts as now.
     drafts : bool
         Draft replies in both languages (False skips them, about twice as fast).
-    max_chars : int
-        Longer texts are refused as oversized.
+    max_chars : int, optional
+        Only a check: longer texts are truncated at ``triage.max_chars`` and flagged ``truncated``
+        (the cap is the Triage's, set with ``triage.load(max_chars=...)``); a different value here
+        is a ValueError rather than silently ignored.
 
     Returns
     -------
@@ -145,7 +227,11 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     """
     import pandas as pd
 
+    if max_chars is not None and max_chars != triage.max_chars:
+        raise ValueError(f"max_chars={max_chars} but this Triage truncates at {triage.max_chars} characters; "
+                         f"build it with triage.load(max_chars={max_chars}) (or Triage(..., max_chars=...))")
     _check_columns(frame.columns, text_column, subject_column, body_column, id_column, time_column)
+    columns = _message_columns(text_column, subject_column, body_column)
     records = frame.to_dict("records")
     ids = frame[id_column].tolist() if id_column else frame.index.tolist()
     times = [_arrival(v) for v in frame[time_column]] if time_column else [(None, None)] * len(records)
@@ -153,8 +239,6 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     texts, positions = [], []
     for n, record in enumerate(records):
         text, error = _text_of(record, text_column, subject_column, body_column)
-        if error is None and len(text) > max_chars:
-            error = f"oversized: {len(text)} characters (the limit is {max_chars})"
         error = error or times[n][1]
         if error:
             out[n]["error"] = error
@@ -165,8 +249,9 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
     received = [t.astimezone(timezone.utc) if t is not None and t.tzinfo else t for t in received]
     results = triage.assist_batch(texts, received_at=received, draft=drafts)
     for n, result in zip(positions, results):
-        if isinstance(result, TriageFailure):
-            out[n]["error"] = f"invalid: {result.error}"
+        if isinstance(result, TriageFailure):  # ticket_text leaves no empty text, but say so the same way
+            empty = result.error.startswith(("message is empty", "message is whitespace"))
+            out[n]["error"] = _empty_error(columns, subject_column) if empty else f"invalid: {result.error}"
             continue
         r, answers = result.triage, result.answers
         top = answers.hits[0] if answers.hits else None
@@ -178,19 +263,45 @@ def score_frame(frame, triage: Triage, *, text_column: str = "text", subject_col
             kb_ids="|".join(h.id for h in answers.hits), kb_score=round(top.score, 4) if top else None,
             knowledge_gap=answers.knowledge_gap,
             draft_zh=result.draft.zh if result.draft else None, draft_en=result.draft.en if result.draft else None,
-            draft_needs_human=result.draft.needs_human if result.draft else None)
+            draft_needs_human=result.draft.needs_human if result.draft else None, truncated=r.truncated)
     return pd.DataFrame(out, columns=OUTPUT_COLUMNS)
 
 
 # ---------------------------------------------------------------------- reading
-def _decodable(record: dict) -> dict:
-    """The record with its fields that are not UTF-8 emptied and an ``undecodable`` error naming
-    them, so the fields that do decode (the id above all) survive."""
+def _oversized_error(fields: dict, where: str) -> str:
+    named = ", ".join(f"{k!r} has {n:,} characters" for k, n in fields.items())
+    return (f"oversized: {named} ({where}); fields over {FIELD_LIMIT:,} characters are not read (a message "
+            f"over the length limit, 20,000 characters by default, is truncated and flagged, not refused)")
+
+
+def _checked(record: dict, where: str) -> dict:
+    """The record with its fields that cannot be read emptied and an error naming them, so the
+    other fields (the id above all) survive: ``oversized`` for a field over :data:`FIELD_LIMIT`
+    characters, ``undecodable`` for one that is not UTF-8."""
+    big = {k: len(v) for k, v in record.items() if isinstance(v, str) and len(v) > FIELD_LIMIT}
+    if big:
+        return {**record, **dict.fromkeys(big), "_error": _oversized_error(big, where)}
     bad = [k for k, v in record.items() if isinstance(v, str) and has_undecodable(v)]
     if not bad:
         return record
     return {**record, **dict.fromkeys(bad), "_error": f"undecodable: bytes that are not UTF-8 in "
                                                       f"{', '.join(map(repr, bad))}"}
+
+
+def _check_frame(frame) -> None:
+    """:func:`_checked` for a typed chunk (Parquet), in place: oversized text fields are emptied and
+    named in the row's error."""
+    import pandas as pd
+
+    big: dict = {}
+    for column in frame.columns.drop([_ROW, "_error"]):
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
+            for index, value in frame[column].items():
+                if isinstance(value, str) and len(value) > FIELD_LIMIT:
+                    big.setdefault(index, {})[column] = len(value)
+    for index, fields in big.items():
+        frame.loc[index, list(fields)] = None
+        frame.at[index, "_error"] = _oversized_error(fields, f"row {frame.at[index, _ROW]}")
 
 
 def _chunk_frame(rows: list[dict], header=()):
@@ -220,9 +331,11 @@ def count_rows(path: str | os.PathLike) -> int | None:
     if fmt == "jsonl":
         with open(path, "rb") as fh:
             return sum(1 for line in fh if line.strip())
+    allow_large_csv_fields()
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as fh:
         try:  # cells may hold newlines, so rows are counted by the CSV reader, not by lines
-            return max(sum(1 for _ in csv.reader(fh, delimiter="," if fmt == "csv" else "\t")) - 1, 0)
+            rows = csv.reader(map(clean_nul, fh), delimiter="," if fmt == "csv" else "\t")
+            return max(sum(1 for _ in rows) - 1, 0)
         except csv.Error:
             return None
 
@@ -232,16 +345,22 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
     numbers and an ``_error`` one: malformed and undecodable rows are kept (with their error and
     whatever fields could be read) so they are reported, not lost.
 
+    A NUL byte in a text file is read as a space (:func:`retrieval.files.clean_nul`), the way
+    triage reads every control character in a message; a field over :data:`FIELD_LIMIT`
+    characters makes its row ``oversized``.
+
     Raises
     ------
     DataFileError
-        For a missing, binary or unreadable file, or one without a header.
+        For a missing, binary (:func:`retrieval.files.binary_problem`) or unreadable file, one
+        without a header, or a CSV or TSV header that shows the wrong delimiter.
     """
     path, fmt = _source(path)
     if fmt in ("csv", "tsv", "jsonl"):
         with open(path, "rb") as fh:
-            if b"\x00" in fh.read(8192):
-                raise DataFileError(path, "looks binary (contains NUL bytes); expected UTF-8 text")
+            problem = binary_problem(fh.read(SNIFF_BYTES))
+        if problem:
+            raise DataFileError(path, problem)
     if fmt == "parquet":
         pq = _require("pyarrow.parquet")
         try:
@@ -252,6 +371,7 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
         for batch in parquet.iter_batches(batch_size=chunk_size):
             frame = batch.to_pandas(integer_object_nulls=True)
             frame[_ROW], frame["_error"] = range(start + 1, start + 1 + len(frame)), None
+            _check_frame(frame)
             start += len(frame)
             yield frame
         return
@@ -268,7 +388,7 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
         header = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
         chunk = []
         for number, values in enumerate(rows, start=2):
-            chunk.append({**dict(zip(header, values)), _ROW: number})
+            chunk.append({**_checked(dict(zip(header, values)), f"row {number}"), _ROW: number})
             if len(chunk) == chunk_size:
                 yield _chunk_frame(chunk, header)
                 chunk = []
@@ -283,6 +403,7 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
+                line = clean_nul(line)
                 try:
                     record = json.loads(line)
                     if not isinstance(record, dict):
@@ -292,20 +413,24 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
                         f"malformed: line {number} is not a JSON object ({exc})"
                     chunk.append({_ROW: number, "_error": error})
                 else:
-                    chunk.append({**_decodable(record), _ROW: number})
+                    chunk.append({**_checked(record, f"line {number}"), _ROW: number})
                 if len(chunk) == chunk_size:
                     yield _chunk_frame(chunk)
                     chunk = []
             if chunk:
                 yield _chunk_frame(chunk)
             return
-        reader = csv.reader(fh, delimiter="," if fmt == "csv" else "\t")
+        allow_large_csv_fields()
+        reader = csv.reader(map(clean_nul, fh), delimiter="," if fmt == "csv" else "\t")
         try:
             header = next(reader)
         except StopIteration:
             raise DataFileError(path, "is empty: no header row", line=1) from None
         except csv.Error as exc:
             raise DataFileError(path, f"malformed header ({exc})", line=1) from None
+        problem = delimiter_problem(header, fmt)
+        if problem:
+            raise DataFileError(path, problem, line=1)
         chunk = []
         while True:
             try:
@@ -318,7 +443,7 @@ def iter_chunks(path: str | os.PathLike, chunk_size: int = 500) -> Iterator:
             if not any(v.strip() for v in values):
                 continue
             # A row with the wrong number of fields keeps the leading ones (the id is usually first).
-            fields = _decodable(dict(zip(header, values)))
+            fields = _checked(dict(zip(header, values)), f"line {reader.line_num}")
             if len(values) != len(header):
                 fields["_error"] = f"malformed: line {reader.line_num} has {len(values)} fields, the header has " \
                                    f"{len(header)}"
@@ -374,7 +499,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def _fingerprint(input: Path, settings: dict) -> dict:
     """What a journal is written for: the input's content and the settings that shape the results,
     so a resume never mixes rows of two different runs (rows are matched by position)."""
-    return {"input_sha256": sha256_file(input), "settings": settings}
+    return {"version": _JOURNAL_VERSION, "input_sha256": sha256_file(input), "settings": settings}
 
 
 def _json_line(record: dict) -> str:
@@ -423,6 +548,9 @@ def _open_journal(output: Path, fingerprint: dict, resume: bool) -> set[int]:
 
 
 def _check_journal(journal: Path, found: dict, expected: dict) -> None:
+    if found.get("version") != expected["version"]:
+        raise ValueError(f"{journal} was written by another version of kefu-triage (its rows have other "
+                         f"columns); rerun without --resume to start over")
     if found.get("input_sha256") != expected["input_sha256"]:
         raise ValueError(f"{journal} is from a run on other input (the file's content differs, or an older "
                          f"version wrote it); rerun without --resume to start over")
@@ -477,7 +605,8 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
         pa, pq = _require("pyarrow"), _require("pyarrow.parquet")
 
         schema = pa.schema([(c, pa.float64() if c in ("intent_confidence", "sentiment_score", "kb_score")
-                             else pa.bool_() if c in ("needs_review", "knowledge_gap", "draft_needs_human")
+                             else pa.bool_() if c in ("needs_review", "knowledge_gap", "draft_needs_human",
+                                                      "truncated")
                              else pa.string()) for c in OUTPUT_COLUMNS])
         with pq.ParquetWriter(tmp, schema) as writer:
             for frame in _frames_for(output, report):
@@ -488,7 +617,7 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
         sheet.append(OUTPUT_COLUMNS)
         for frame in _frames_for(output, report):
             for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
-                sheet.append(list(row))
+                sheet.append([_EXCEL_ILLEGAL.sub("\ufffd", v) if isinstance(v, str) else v for v in row])
         book.save(tmp)
     os.replace(tmp, output)
     _journal_path(output).unlink()
@@ -529,8 +658,8 @@ def read_output(path: str | os.PathLike):
                        na_values=[""])
 
 
-__all__ = ["FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_rows", "finalize", "iter_chunks",
-           "read_output", "same_file", "score_chunk", "score_file", "score_frame"]
+__all__ = ["FIELD_LIMIT", "FORMATS", "OUTPUT_COLUMNS", "RunSummary", "append_journal", "count_rows", "finalize",
+           "iter_chunks", "read_output", "same_file", "score_chunk", "score_file", "score_frame", "ticket_text"]
 
 
 # ---------------------------------------------------------------------- the run
@@ -538,9 +667,9 @@ _WORKER: Triage | None = None
 _THREAD_VARIABLES = ("KEFU_ENCODER_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker(model, knowledge_base) -> None:
+def _init_worker(model, knowledge_base, max_chars) -> None:
     global _WORKER
-    _WORKER = Triage(model, knowledge_base=knowledge_base).warm_up()
+    _WORKER = Triage(model, knowledge_base=knowledge_base, max_chars=max_chars).warm_up()
 
 
 def _score_in_worker(frame, options):
@@ -554,6 +683,9 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
                max_chars: int = DEFAULT_MAX_CHARS, workers: int = 1, resume: bool = False, chunk_size: int = 500,
                report=None, progress=None) -> RunSummary:
     """Score `input` into `output` (formats from the file names), streaming in chunks.
+
+    Messages longer than `max_chars` are truncated and flagged ``truncated`` (the cap of the
+    Triage this builds); a row with a field over :data:`FIELD_LIMIT` characters is ``oversized``.
 
     With ``resume=True`` rows already in the journal of an interrupted run are skipped (by their
     position in the input, which must be unchanged, as must the settings); otherwise a stale journal
@@ -575,8 +707,9 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
         if same_file(path, input):
             raise ValueError(f"writing {path} would overwrite the input {input}; choose another output path")
     options = dict(id_column=id_column, text_column=text_column, subject_column=subject_column,
-                   body_column=body_column, time_column=time_column, drafts=drafts, max_chars=max_chars)
-    settings = {**options, "model": model and str(model), "knowledge_base": knowledge_base and str(knowledge_base)}
+                   body_column=body_column, time_column=time_column, drafts=drafts)
+    settings = {**options, "max_chars": max_chars, "model": model and str(model),
+                "knowledge_base": knowledge_base and str(knowledge_base)}
     done = _open_journal(output, _fingerprint(input, settings), resume)
     summary = RunSummary()
 
@@ -602,7 +735,7 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
             progress(len(scored))
 
     if workers <= 1:
-        triage = Triage(model, knowledge_base=knowledge_base).warm_up()
+        triage = Triage(model, knowledge_base=knowledge_base, max_chars=max_chars).warm_up()
         for frame in pending():
             record(score_chunk(frame, triage, **options))
     else:
@@ -613,7 +746,7 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
         os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
         try:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                     initargs=(model, knowledge_base)) as pool:
+                                     initargs=(model, knowledge_base, max_chars)) as pool:
                 in_flight = []
                 for frame in pending():
                     in_flight.append(pool.submit(_score_in_worker, frame, options))

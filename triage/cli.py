@@ -27,6 +27,7 @@ from retrieval.search import KnowledgeBase
 from retrieval.store import KnowledgeBaseFileError
 from retrieval.text import TextInputError
 
+from .batch import ticket_text
 from .bundle import BundleError, check_bundle_target, load_serving, save_bundle
 from .data import iter_records, read_labeled
 from .pipeline import Triage, open_knowledge_base, shipped_path
@@ -160,13 +161,15 @@ def _print_report(report: EvaluationReport) -> None:
 
 
 # ---------------------------------------------------------------------- demo
-def _ticket_text(record: dict, text_column: str, subject_column: str | None) -> str | None:
-    """Subject and body joined; a row without a body stays empty so it is refused, not guessed."""
-    body = record.get(text_column)
-    if not isinstance(body, str) or not body.strip():
-        return body
+def _ticket_text(record: dict, text_column: str, subject_column: str | None):
+    """The row's message by the rule `triage score` uses (:func:`triage.batch.ticket_text`); a value
+    that is not text is passed on as it is, so triage refuses it with its own message."""
     subject = record.get(subject_column) if subject_column else None
-    return f"{subject.strip()}\n{body}" if isinstance(subject, str) and subject.strip() else body
+    body = record.get(text_column)
+    try:
+        return ticket_text(subject, body)
+    except TextInputError:
+        return body if body is not None and not isinstance(body, str) else subject
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from .batch import OUTPUT_COLUMNS, score_frame
 from .pipeline import Triage
 
 _FLOATS = {"intent_confidence", "sentiment_score", "kb_score"}
-_BOOLS = {"needs_review", "knowledge_gap", "draft_needs_human"}
+_BOOLS = {"needs_review", "knowledge_gap", "draft_needs_human", "truncated"}
 _EXECUTOR_TRIAGE: dict[tuple, Triage] = {}
 
 

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from retrieval.text import TextInputError
+
+from ..batch import ticket_text
 from ..results import AssistResult
 
 _ADAPTERS: dict[str, type[HelpdeskAdapter]] = {}
@@ -210,12 +213,15 @@ def text_to_html(value: str) -> str:
 
 
 def join_subject(subject: Any, body: Any) -> str:
-    parts = [str(p).strip() for p in (subject, body) if p is not None and str(p).strip()]
-    if not parts:
+    """A ticket's message by the rule batch scoring and the demo use (:func:`triage.batch.ticket_text`:
+    reply prefixes dropped, a subject alone counts, a body that starts with the subject not repeated)."""
+    try:
+        text = ticket_text(subject, body)
+    except TextInputError as exc:
+        raise WebhookPayloadError(f"the webhook payload's {exc}; send the subject and body as strings") from None
+    if not text:
         raise WebhookPayloadError("the webhook payload has no message text (subject and body are empty)")
-    if len(parts) == 2 and parts[1].startswith(parts[0]):
-        return parts[1]
-    return "\n".join(parts)
+    return text
 
 
 def event_key(*parts: Any) -> str:
