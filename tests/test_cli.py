@@ -199,3 +199,12 @@ def test_output_into_a_closed_pipe_ends_quietly():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=900) == 141
     assert "Traceback" not in stderr, stderr
+
+
+def test_an_output_path_that_is_a_directory_is_an_error_not_a_traceback(tmp_path):
+    from triage.feedback import FeedbackStore
+
+    FeedbackStore(tmp_path / "feedback.db")  # an empty store of our own
+    proc = run_cli("feedback", "report", "--db", str(tmp_path / "feedback.db"), "--html", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error:") and "Is a directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -642,14 +642,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, FileNotFoundError, KeyError,
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail
+        return 141
+    except (DataFileError, BundleError, KnowledgeBaseFileError, TextInputError, OSError, KeyError,
             ValueError, RuntimeError, SQLAlchemyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
         err_console.print(f"[red]error:[/red] {escape(str(message))}")
         return 1
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail
-        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
