@@ -267,3 +267,209 @@ def test_adapter_settings_are_validated():
     with pytest.raises(AdapterConfigError, match="KEFU_NOT_SET_ANYWHERE"):
         make_adapter("chatwoot", {"base_url": "https://c", "webhook_secret": "s",
                                   "api_access_token_env": "KEFU_NOT_SET_ANYWHERE"})
+
+
+SIGNERS = {"zendesk": zendesk_headers, "freshdesk": freshdesk_sign, "zammad": zammad_sign,
+           "chatwoot": chatwoot_sign, "generic": generic_sign}
+CHATWOOT_MESSAGE = {"event": "message_created", "message_type": "incoming", "content": "where is my order",
+                    "account": {"id": 3}, "conversation": {"id": 120}}
+
+
+@pytest.mark.parametrize("adapter, payload, field, expected", [
+    ("zendesk", {"type": "zen:event-type:ticket.created", "detail": "notadict"}, "'detail'", "an object"),
+    ("zendesk", {"type": "zen:event-type:ticket.comment_added", "detail": {"id": 1, "subject": "hi"},
+                 "event": {"comment": "str"}}, "'event.comment'", "an object"),
+    ("zendesk", {"type": "zen:event-type:ticket.created", "detail": {"id": {"n": 1}, "subject": "hi"}},
+     "'detail.id'", "an integer id"),
+    ("zendesk", {"type": "zen:event-type:ticket.created", "detail": {"id": 1, "subject": "hi", "description": 7}},
+     "'detail.description'", "a string"),
+    ("zendesk", {"ticket": {"id": 1, "subject": "hi", "requester": {"name": {"first": "Dana"}}}},
+     "'ticket.requester.name'", "a string, got an object"),
+    ("zendesk", {"ticket": {"id": 1, "subject": "hi", "requester": {"name": 12345}}},
+     "'ticket.requester.name'", "a string, got a number"),
+    ("zendesk", {"ticket": {"id": 1, "subject": "hi", "requester": "Dana"}}, "'ticket.requester'", "an object"),
+    ("zendesk", {"ticket": {"id": 1.5, "subject": "hi"}}, "'ticket.id'", "an integer id"),
+    ("freshdesk", {"freshdesk_webhook": "x"}, "'freshdesk_webhook'", "an object"),
+    ("freshdesk", {"freshdesk_webhook": {"ticket_id": 5, "ticket_subject": ["a"]}},
+     "'freshdesk_webhook.ticket_subject'", "a string"),
+    ("freshdesk", {"freshdesk_webhook": {"ticket_id": 5, "ticket_subject": "hi", "ticket_contact_name": 9}},
+     "'freshdesk_webhook.ticket_contact_name'", "a string"),
+    ("freshdesk", {"freshdesk_webhook": {"ticket_id": 5, "ticket_subject": "hi", "ticket_tags": {"vip": 1}}},
+     "'freshdesk_webhook.ticket_tags'", "list of strings"),
+    ("zammad", {"ticket": {"id": 1, "title": "x"}, "article": "text"}, "'article'", "an object"),
+    ("zammad", {"ticket": {"id": 1, "title": "x", "customer": {"firstname": 5}}},
+     "'ticket.customer.firstname'", "a string"),
+    ("zammad", {"ticket": {"id": 1, "title": "x", "customer": "Priya"}}, "'ticket.customer'", "an object"),
+    ("zammad", {"ticket": {"id": 1}, "article": {"body": {"html": "x"}, "sender": "Customer"}},
+     "'article.body'", "a string"),
+    ("zammad", {"ticket": {"id": 1, "title": "x"}, "article": {"internal": "no", "body": "x"}},
+     "'article.internal'", "true or false"),
+    ("zammad", {"ticket": "311"}, "'ticket'", "an object"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "conversation": [120]}, "'conversation'", "an object"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "content": {"text": "hi"}}, "'content'", "a string"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "sender": {"name": 42}}, "'sender.name'", "a string"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "account": 3}, "'account'", "an object"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "conversation": {"id": 120, "labels": "vip"}},
+     "'conversation.labels'", "a list of strings, got a string"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "conversation": {"id": 120, "labels": ["vip", 7]}},
+     "'conversation.labels.1'", "a string"),
+    ("generic", {"delivery": "evt-t1", "data": {"ticket": "T-1", "body": "hi", "customer": 42}},
+     "'data.customer'", "a string, got a number"),
+    ("generic", {"delivery": "evt-t2", "data": {"ticket": "T-1", "body": ["hi"]}}, "'data.body'", "a string"),
+    ("generic", {"delivery": "evt-t3", "data": {"ticket": {"id": 1}, "body": "hi"}}, "'data.ticket'", "id"),
+    ("generic", {"delivery": {"n": 1}, "data": {"ticket": "T-1", "body": "hi"}}, "'delivery'", "a string"),
+    ("generic", {"delivery": "evt-t4", "data": "T-1"}, "'data'", "an object"),
+])
+def test_a_signed_payload_with_a_wrong_type_is_422_naming_the_field(service, adapter, payload, field, expected):
+    response = signed_send(service, adapter, payload, SIGNERS[adapter])
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_payload"
+    assert field in body["message"] and expected in body["message"], body["message"]
+
+
+@pytest.mark.parametrize("adapter, payload, field", [
+    ("zendesk", {"ticket": {"id": "../../admin", "subject": "hi", "description": "where is my order"}}, "'ticket.id'"),
+    ("zendesk", {"type": "zen:event-type:ticket.created", "detail": {"id": "1/../../users", "subject": "hi"}},
+     "'detail.id'"),
+    ("freshdesk", {"freshdesk_webhook": {"ticket_id": "../../admin", "ticket_subject": "hi"}},
+     "'freshdesk_webhook.ticket_id'"),
+    ("zammad", {"ticket": {"id": "../users/1", "title": "hi"}}, "'ticket.id'"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "conversation": {"id": "../../../admin"}}, "'conversation.id'"),
+    ("chatwoot", {**CHATWOOT_MESSAGE, "account": {"id": "1/../2"}}, "'account.id'"),
+    ("generic", {"delivery": "evt-trav", "data": {"ticket": "../../admin", "body": "hi"}}, "'data.ticket'"),
+    ("generic", {"delivery": "evt-slash", "data": {"ticket": "T-1/delete", "body": "hi"}}, "'data.ticket'"),
+    ("generic", {"delivery": "evt-query", "data": {"ticket": "T-1?x=1", "body": "hi"}}, "'data.ticket'"),
+])
+def test_a_ticket_id_that_would_change_the_write_back_url_is_refused(service, helpdesk, adapter, payload, field):
+    response = signed_send(service, adapter, payload, SIGNERS[adapter])
+    assert response.status_code == 422 and response.json()["error"] == "invalid_payload", response.text
+    assert field in response.json()["message"] and "id" in response.json()["message"]
+    assert not [c for c in helpdesk.calls() if "admin" in c["path"] or "users" in c["path"]
+                or "delete" in c["path"]]
+
+
+def test_write_back_paths_are_built_from_checked_escaped_ids():
+    """An InboundTicket made by other code goes through the same check when its URL is built."""
+    from triage.helpdesk import InboundTicket, WebhookPayloadError, make_adapter
+    from triage.helpdesk.base import url_id
+
+    assert url_id("T-1009") == "T-1009" and url_id("org:7") == "org%3A7"
+    for bad in ("../../admin", "a/b", "..", ".hidden", "a b", "", "x" * 129, "a..b"):
+        with pytest.raises(WebhookPayloadError):
+            url_id(bad)
+    settings = {"zendesk": {"email": "e", "api_token": "t"}, "freshdesk": {"api_key": "k"},
+                "zammad": {"api_token": "t"}, "chatwoot": {"api_access_token": "t"},
+                "generic": {"fields": {"ticket_id": "id", "text": "text"}, "writeback_path": "/t/{ticket_id}"}}
+    for name, extra in settings.items():
+        adapter = make_adapter(name, {"base_url": "https://x", "allow_unsigned": True, **extra})
+        with pytest.raises(WebhookPayloadError, match="ticket id"):
+            adapter.writeback(InboundTicket("../../admin", "hi", "e", context={"account_id": "1"}), None)
+    chatwoot = make_adapter("chatwoot", {"base_url": "https://x", "allow_unsigned": True, **settings["chatwoot"]})
+    with pytest.raises(WebhookPayloadError, match="account id"):
+        chatwoot.writeback(InboundTicket("5", "hi", "e", context={"account_id": "1/../2"}), None)
+
+
+def test_generic_writeback_path_placeholders_are_checked_at_start():
+    from triage.helpdesk import AdapterConfigError, make_adapter
+
+    base = {"base_url": "https://x", "allow_unsigned": True, "fields": {"ticket_id": "id", "text": "text"}}
+    for path in ("/t/{id}", "/t/{ticket_id.real}", "/t/{", 5):
+        with pytest.raises(AdapterConfigError, match="writeback_path"):
+            make_adapter("generic", {**base, "writeback_path": path})
+    with pytest.raises(AdapterConfigError, match="dotted paths"):
+        make_adapter("generic", {**base, "fields": {"ticket_id": 3, "text": "text"}, "writeback_path": "/t"})
+
+
+def test_chatwoot_keeps_the_conversation_labels_as_a_list(service, helpdesk):
+    payload = {**CHATWOOT_MESSAGE, "id": 77101, "content": "my parcel has not arrived yet",
+               "conversation": {"id": 121, "labels": ["vip", " app ", "vip"]}}
+    response = signed_send(service, "chatwoot", payload, chatwoot_sign)
+    assert response.status_code == 202, response.text
+    labels = next(c for c in helpdesk.wait_for(4, path_prefix="/cw/api/v1/accounts/3/conversations/121")
+                  if c["path"].endswith("/labels"))["json"]["labels"]
+    assert labels[:3] == ["vip", "app", "kefu"] and all(len(label) > 1 for label in labels)
+    as_string = {**payload, "id": 77102, "conversation": {"id": 121, "labels": "vip"}}
+    refused = signed_send(service, "chatwoot", as_string, chatwoot_sign)
+    assert refused.status_code == 422 and "'conversation.labels'" in refused.json()["message"]
+
+
+def test_a_customer_name_of_blank_or_null_is_no_name_and_missing_optional_objects_are_fine():
+    from triage.helpdesk import make_adapter
+
+    zammad = make_adapter("zammad", {"base_url": "https://z", "api_token": "t", "allow_unsigned": True})
+    ticket = zammad.parse({"ticket": {"id": 3, "title": "refund?", "customer": {"firstname": " ", "lastname": None}},
+                           "article": None})
+    assert ticket.ticket_id == "3" and ticket.customer_name is None
+    zendesk = make_adapter("zendesk", {"base_url": "https://z", "email": "e", "api_token": "t", "allow_unsigned": True})
+    ticket = zendesk.parse({"ticket": {"id": 9, "subject": "hi", "description": None, "requester": None}})
+    assert ticket.customer_name is None and ticket.text == "hi"
+    freshdesk = make_adapter("freshdesk", {"base_url": "https://f", "api_key": "k", "allow_unsigned": True})
+    ticket = freshdesk.parse({"freshdesk_webhook": {"ticket_id": 5, "ticket_subject": "x", "ticket_tags": ["a", "b"]}})
+    assert ticket.context["tags"] == ["a", "b"]
+
+
+def test_a_failed_enqueue_rolls_back_and_the_queue_keeps_working(tmp_path):
+    """The reviewer's repro: a body that is not JSON used to leave the transaction open, so the next
+    enqueue failed and a call marked done was pending again after a restart (sent twice)."""
+    from triage.helpdesk import OutboundCall, Outbox
+
+    path = tmp_path / "ob.db"
+    outbox = Outbox(path)
+    assert outbox.enqueue("x", "e1", "t1", [OutboundCall("PUT", "/a", {"n": 1})])
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        outbox.enqueue("x", "e2", "t2", [OutboundCall("PUT", "/b", {"when": datetime.now()})])
+    with pytest.raises(ValueError):  # NaN: httpx could never send it, so it must not be queued
+        outbox.enqueue("x", "e2", "t2", [OutboundCall("PUT", "/b", {"score": float("nan")})])
+    assert not outbox._db.in_transaction
+    assert outbox.enqueue("x", "e3", "t3", [OutboundCall("PUT", "/c", {"n": 3})])
+    outbox.mark_done(outbox.calls()[0].key)
+    assert not outbox._db.in_transaction
+    outbox.close()
+
+    reopened = Outbox(path)
+    assert [(c.call.path, c.status) for c in reopened.calls()] == [("/a", "done"), ("/c", "pending")]
+    assert reopened._db.execute("SELECT event_id FROM events ORDER BY event_id").fetchall() == [("e1",), ("e3",)]
+    assert reopened.enqueue("x", "e2", "t2", [OutboundCall("PUT", "/b", {"n": 2})])  # e2 was never recorded
+    reopened.close()
+
+
+def test_an_error_inside_the_enqueue_transaction_rolls_it_back(tmp_path, monkeypatch):
+    import sqlite3
+
+    from triage.helpdesk import OutboundCall, Outbox
+
+    outbox = Outbox(tmp_path / "ob.db")
+
+    class FailingConnection:
+        def __init__(self, db):
+            self.db = db
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    real = outbox._db
+    outbox._db = FailingConnection(real)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        outbox.enqueue("x", "e1", "t1", [OutboundCall("PUT", "/a", {})])
+    outbox._db = real
+    assert not real.in_transaction and outbox.calls() == []
+    assert outbox.enqueue("x", "e1", "t1", [OutboundCall("PUT", "/a", {})])  # the event was rolled back too
+    outbox.close()
+
+
+def test_a_call_that_cannot_be_sent_does_not_hold_up_the_queue(tmp_path, helpdesk):
+    from triage.helpdesk import Deliverer, OutboundCall, Outbox, make_adapter
+
+    adapter = make_adapter("generic", {"base_url": helpdesk.url + "/hol", "allow_unsigned": True,
+                                       "fields": {"ticket_id": "id", "text": "text"}, "writeback_path": "/t"})
+    outbox = Outbox(tmp_path / "o.db")
+    outbox.enqueue("generic", "e1", "1", [OutboundCall("POST", "/t/bad\x00", {})])
+    outbox.enqueue("generic", "e2", "2", [OutboundCall("POST", "/t/good", {"ok": True})])
+    assert Deliverer(outbox, {"generic": adapter}).deliver_due() == 1
+    assert outbox.counts() == {"pending": 0, "done": 1, "failed": 1}
+    assert "InvalidURL" in outbox.calls("failed")[0].last_error
+    outbox.close()

@@ -15,6 +15,7 @@ import html
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -184,18 +185,127 @@ def require_equal(expected: str, presented: str | None, what: str) -> None:
 
 
 def dig(payload: Any, path: str, *, required: bool = True) -> Any:
-    """``dig(p, "ticket.requester.name")``; WebhookPayloadError naming the path when missing."""
+    """``dig(p, "ticket.requester.name")``; WebhookPayloadError naming the path when missing.
+
+    JSON ``null`` counts as missing. A step into something that is not an object (or a list, for a
+    numeric step) is refused whether or not the field is required: ``{"ticket": "x"}`` is not a
+    ticket without an id but a payload of the wrong shape.
+    """
     value = payload
+    walked: list[str] = []
     for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit():
+            value = value[int(part)] if int(part) < len(value) else None
         else:
+            raise WebhookPayloadError(f"{'.'.join(walked)!r} must be an object (to read {path!r}), "
+                                      f"got {kind(value)}")
+        walked.append(part)
+        if value is None:
             if required:
                 raise WebhookPayloadError(f"the webhook payload has no {path!r}")
             return None
     return value
+
+
+# ------------------------------------------------------------------ field types
+# Every value an adapter reads from a webhook goes through one of these, so a payload of the wrong
+# shape is a 422 naming the field (``'ticket.requester.name' must be a string, got a number``),
+# never a 500 from deep inside triage, and never a ``str()`` of a dict written into a note or a URL.
+
+def kind(value: Any) -> str:
+    """How a JSON value is called in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def as_object(value: Any, path: str, *, required: bool = False) -> dict:
+    """An object (``{}`` when absent or null and not required)."""
+    if value is None:
+        if required:
+            raise WebhookPayloadError(f"the webhook payload has no {path!r}")
+        return {}
+    if not isinstance(value, dict):
+        raise WebhookPayloadError(f"{path!r} must be an object, got {kind(value)}")
+    return value
+
+
+def as_text(value: Any, path: str, *, required: bool = False) -> str | None:
+    """A string (None when absent or null and not required); a number, list or object is refused."""
+    if value is None:
+        if required:
+            raise WebhookPayloadError(f"the webhook payload has no {path!r}")
+        return None
+    if not isinstance(value, str):
+        raise WebhookPayloadError(f"{path!r} must be a string, got {kind(value)}")
+    return value
+
+
+def as_name(value: Any, path: str) -> str | None:
+    """A customer's name: a string, blank meaning none. Anything else (a number, an object) is
+    refused with the field named rather than dropped, so a webhook template that puts the wrong
+    placeholder there is noticed on its first delivery instead of silently losing every name."""
+    name = as_text(value, path)
+    if name is None:
+        return None
+    return name.strip() or None
+
+
+def as_flag(value: Any, path: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise WebhookPayloadError(f"{path!r} must be true or false, got {kind(value)}")
+    return value
+
+
+#: What a ticket, conversation or account id may be: it becomes a segment of a write-back URL.
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def as_id(value: Any, path: str) -> str:
+    """A required id that goes into write-back URLs: a string or an integer of letters, digits and
+    ``_ . : -`` (at most 128), not starting with a dot and without ``..``, so an id such as
+    ``../../admin`` cannot point a write-back at another endpoint of the helpdesk."""
+    if value is None:
+        raise WebhookPayloadError(f"the webhook payload has no {path!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        got = f"the number {value!r}" if isinstance(value, float) else kind(value)
+        raise WebhookPayloadError(f"{path!r} must be a string or an integer id, got {got}")
+    text = str(value)
+    if not ID_RE.fullmatch(text) or text.startswith(".") or ".." in text:
+        raise WebhookPayloadError(f"{path!r} must be an id of letters, digits and _ . : - (at most 128, no '..'), "
+                                  f"got {text[:60]!r}")
+    return text
+
+
+def as_event_id(value: Any, path: str) -> str | None:
+    """A delivery id (only stored, never in a URL): a non-empty string or an integer, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise WebhookPayloadError(f"{path!r} must be a string or an integer, got {kind(value)}")
+    text = str(value)
+    if len(text) > 256:
+        raise WebhookPayloadError(f"{path!r} is longer than 256 characters")
+    return text
+
+
+def url_id(value: str, what: str = "ticket id") -> str:
+    """An id as a write-back URL path segment: checked as :func:`as_id` does, then percent-encoded.
+    Every adapter builds its paths with this, so an :class:`InboundTicket` made by other code
+    cannot smuggle ``/`` or ``..`` into a URL either."""
+    return urllib.parse.quote(as_id(value, what), safe="")
 
 
 _TAG_RE = re.compile(r"<br\s*/?>|</p>|</div>", re.I)

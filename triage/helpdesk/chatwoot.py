@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..results import AssistResult
-from .base import (HelpdeskAdapter, InboundTicket, OutboundCall, dig, event_key, hmac_hex, internal_note,
-                   register_adapter, require_equal, triage_tags)
+from .base import (HelpdeskAdapter, InboundTicket, OutboundCall, WebhookPayloadError, as_event_id, as_flag, as_id,
+                   as_name, as_object, as_text, event_key, hmac_hex, internal_note, kind, register_adapter,
+                   require_equal, triage_tags, url_id)
 
 PRIORITY = {"critical": "urgent", "high": "high", "normal": "medium", "low": "low"}
 
@@ -37,21 +38,24 @@ class ChatwootAdapter(HelpdeskAdapter):
     def parse(self, payload: dict) -> InboundTicket | None:
         if payload.get("event") != "message_created":
             return None
-        if payload.get("message_type") not in ("incoming", 0) or payload.get("private"):
+        if payload.get("message_type") not in ("incoming", 0) or as_flag(payload.get("private"), "private"):
             return None
-        conversation = dig(payload, "conversation")
-        text = str(payload.get("content") or "").strip()
+        conversation = as_object(payload.get("conversation"), "conversation", required=True)
+        conversation_id = as_id(conversation.get("id"), "conversation.id")
+        account_id = as_id(as_object(payload.get("account"), "account", required=True).get("id"), "account.id")
+        labels = _labels(conversation.get("labels"))
+        sender = as_object(payload.get("sender"), "sender")
+        customer_name = as_name(sender.get("name"), "sender.name")
+        text = (as_text(payload.get("content"), "content") or "").strip()
         if not text:
             return None  # an attachment-only message: nothing to triage
-        conversation_id = str(dig(conversation, "id"))
-        return InboundTicket(
-            conversation_id, text, str(payload.get("id") or event_key("chatwoot", conversation_id, text)),
-            customer_name=dig(payload, "sender.name", required=False),
-            context={"account_id": str(dig(payload, "account.id")), "labels": list(conversation.get("labels") or [])},
-        )
+        event_id = as_event_id(payload.get("id"), "id") or event_key("chatwoot", conversation_id, text)
+        return InboundTicket(conversation_id, text, event_id, customer_name=customer_name,
+                             context={"account_id": account_id, "labels": labels})
 
     def writeback(self, ticket: InboundTicket, result: AssistResult) -> list[OutboundCall]:
-        base = f"/api/v1/accounts/{ticket.context['account_id']}/conversations/{ticket.ticket_id}"
+        account, conversation = url_id(ticket.context["account_id"], "account id"), url_id(ticket.ticket_id)
+        base = f"/api/v1/accounts/{account}/conversations/{conversation}"
         labels = list(ticket.context.get("labels", []))
         labels += [t for t in triage_tags(result) if t not in labels]
         attribute = self.settings.get("intent_attribute") or "kefu_intent"
@@ -66,3 +70,23 @@ class ChatwootAdapter(HelpdeskAdapter):
 
     def auth_headers(self) -> dict[str, str]:
         return {"api_access_token": str(self.settings["api_access_token"])}
+
+
+def _labels(value) -> list[str]:
+    """The conversation's labels, which the write-back keeps (Chatwoot replaces the whole list).
+
+    Chatwoot sends a list of strings. Anything else is refused (422) rather than guessed at: a
+    string such as ``"vip"`` used to be split into ``v``, ``i``, ``p`` and would have replaced the
+    conversation's real labels; guessing whether ``"vip,app"`` is one label or two could do the same.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WebhookPayloadError(f"'conversation.labels' must be a list of strings, got {kind(value)}")
+    labels: list[str] = []
+    for i, label in enumerate(value):
+        if not isinstance(label, str):
+            raise WebhookPayloadError(f"'conversation.labels.{i}' must be a string, got {kind(label)}")
+        if label.strip() and label.strip() not in labels:
+            labels.append(label.strip())
+    return labels

@@ -65,9 +65,15 @@ class Outbox:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.base_delay, self.max_delay, self.max_attempts = base_delay, max_delay, max_attempts
+        # isolation_level=None: autocommit; every write is one statement except enqueue's explicit
+        # BEGIN ... COMMIT, which rolls back on any error.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
 
@@ -82,23 +88,42 @@ class Outbox:
 
     def enqueue(self, adapter: str, event_id: str, ticket_id: str, calls: list[OutboundCall]) -> bool:
         """Queue the calls for one webhook event; False (and nothing queued) if the event was
-        queued before."""
+        queued before.
+
+        All or nothing: the bodies are serialised before the transaction starts (a body that is not
+        JSON, or has NaN/infinity, which the sender could never send, raises here with nothing
+        queued), and any error inside the transaction rolls it back before it propagates, so the
+        connection is never left in an open transaction that would swallow later writes."""
         now = time.time()
+        rows = []
+        for i, call in enumerate(calls):
+            key = hashlib.sha256(f"{adapter}\x1f{event_id}\x1f{i}".encode()).hexdigest()[:40]
+            body = json.dumps(call.body, ensure_ascii=False, allow_nan=False)
+            rows.append((key, adapter, call.method, call.path, body, now, now))
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (adapter, event_id, ticket_id, now))
-                for i, call in enumerate(calls):
-                    key = hashlib.sha256(f"{adapter}\x1f{event_id}\x1f{i}".encode()).hexdigest()[:40]
-                    self._db.execute(
-                        "INSERT INTO calls (key, adapter, method, path, body, created, next_at) VALUES (?,?,?,?,?,?,?)",
-                        (key, adapter, call.method, call.path, json.dumps(call.body, ensure_ascii=False), now, now))
+                self._db.executemany(
+                    "INSERT INTO calls (key, adapter, method, path, body, created, next_at) VALUES (?,?,?,?,?,?,?)",
+                    rows)
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 return False
+            except BaseException:
+                self._rollback()
+                raise
         self.wakeup.set()
         return True
+
+    def _rollback(self) -> None:
+        """End the open transaction, if any; never masks the error being handled."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("write-back queue: rollback failed")
 
     def due(self, limit: int = 20) -> list[QueuedCall]:
         return self._select("WHERE status='pending' AND next_at<=? ORDER BY created, key LIMIT ?",
@@ -118,11 +143,13 @@ class Outbox:
     def mark_failed(self, key: str, error: str, *, retry: bool, retry_after: float | None = None) -> str:
         """Record a failed attempt; returns the new status (``pending`` or ``failed``)."""
         with self._lock:
-            attempts = self._db.execute("SELECT attempts FROM calls WHERE key=?", (key,)).fetchone()[0] + 1
+            row = self._db.execute("SELECT attempts FROM calls WHERE key=?", (key,)).fetchone()
+            attempts = (row[0] if row else 0) + 1
             status = "pending" if retry and attempts < self.max_attempts else "failed"
             delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
             if retry_after is not None:
                 delay = max(delay, min(retry_after, self.max_delay))
+            # one statement in autocommit mode: atomic, and no transaction is left open on error
             self._db.execute("UPDATE calls SET attempts=?, status=?, last_error=?, next_at=? WHERE key=?",
                              (attempts, status, error[:500], time.time() + delay, key))
         return status
@@ -195,7 +222,14 @@ class Deliverer:
         for queued in self.outbox.due():
             if self._stop.is_set():
                 break
-            outcome = self._send(queued)
+            try:
+                outcome = self._send(queued)
+            except Exception as exc:  # noqa: BLE001
+                # A call that cannot even be built (an invalid URL, a body httpx refuses) would fail
+                # the same way on every pass and hold up every call queued after it: fail it for good,
+                # with the reason, for `triage outbox list` / `retry`.
+                log.exception("write-back call %s cannot be sent", queued.key)
+                outcome = self._failed(queued, f"{type(exc).__name__}: {exc}", retry=False)
             delivered += outcome == "delivered"
             if self.on_attempt is not None:
                 self.on_attempt(queued.adapter, outcome)

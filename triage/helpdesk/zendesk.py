@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ..results import AssistResult
-from .base import (HelpdeskAdapter, InboundTicket, OutboundCall, WebhookPayloadError, dig, event_key, hmac_base64,
-                   html_to_text, internal_note, join_subject, register_adapter, require_equal, triage_tags)
+from .base import (HelpdeskAdapter, InboundTicket, OutboundCall, as_event_id, as_flag, as_id, as_name, as_object,
+                   as_text, event_key, hmac_base64, html_to_text, internal_note, join_subject, register_adapter,
+                   require_equal, triage_tags, url_id)
 
 PRIORITY = {"critical": "urgent", "high": "high", "normal": "normal", "low": "low"}
 
@@ -38,26 +39,31 @@ class ZendeskAdapter(HelpdeskAdapter):
         require_equal(expected, headers.get("x-zendesk-webhook-signature"), "X-Zendesk-Webhook-Signature")
 
     def parse(self, payload: dict) -> InboundTicket | None:
-        if str(payload.get("type", "")).startswith("zen:event-type:"):
-            if payload["type"] not in ("zen:event-type:ticket.created", "zen:event-type:ticket.comment_added"):
+        event_type = payload.get("type")
+        if isinstance(event_type, str) and event_type.startswith("zen:event-type:"):
+            if event_type not in ("zen:event-type:ticket.created", "zen:event-type:ticket.comment_added"):
                 return None
-            detail = dig(payload, "detail")
-            comment = dig(payload, "event.comment", required=False) or {}
-            if comment and comment.get("is_public") is False:
+            detail = as_object(payload.get("detail"), "detail", required=True)
+            event = as_object(payload.get("event"), "event")
+            comment = as_object(event.get("comment"), "event.comment")
+            if as_flag(comment.get("is_public"), "event.comment.is_public") is False:
                 return None
-            text = join_subject(detail.get("subject"), html_to_text(str(comment.get("body") or
-                                                                        detail.get("description") or "")))
-            return InboundTicket(str(dig(detail, "id")), text, str(payload.get("id") or event_key(payload)),
-                                 customer_name=None)
-        ticket = dig(payload, "ticket")
-        if not isinstance(ticket, dict):
-            raise WebhookPayloadError("'ticket' must be an object")
-        text = join_subject(ticket.get("subject"), html_to_text(str(ticket.get("description") or "")))
-        ticket_id = str(dig(ticket, "id"))
+            body = (as_text(comment.get("body"), "event.comment.body")
+                    or as_text(detail.get("description"), "detail.description") or "")
+            text = join_subject(as_text(detail.get("subject"), "detail.subject"), html_to_text(body))
+            ticket_id = as_id(detail.get("id"), "detail.id")
+            event_id = as_event_id(payload.get("id"), "id") or event_key(payload)
+            return InboundTicket(ticket_id, text, event_id, customer_name=None)
+        ticket = as_object(payload.get("ticket"), "ticket", required=True)
+        description = as_text(ticket.get("description"), "ticket.description") or ""
+        text = join_subject(as_text(ticket.get("subject"), "ticket.subject"), html_to_text(description))
+        ticket_id = as_id(ticket.get("id"), "ticket.id")
+        requester = as_object(ticket.get("requester"), "ticket.requester")
         return InboundTicket(ticket_id, text, event_key("zendesk", ticket_id, text),
-                             customer_name=dig(ticket, "requester.name", required=False))
+                             customer_name=as_name(requester.get("name"), "ticket.requester.name"))
 
     def writeback(self, ticket: InboundTicket, result: AssistResult) -> list[OutboundCall]:
+        path = f"/api/v2/tickets/{url_id(ticket.ticket_id)}.json"  # checked before anything is built
         update: dict = {
             "additional_tags": triage_tags(result),
             "priority": PRIORITY[result.triage.urgency.level],
@@ -66,7 +72,7 @@ class ZendeskAdapter(HelpdeskAdapter):
         if self.settings.get("intent_field_id"):
             update["custom_fields"] = [{"id": int(self.settings["intent_field_id"]),
                                         "value": result.triage.intent.label}]
-        return [OutboundCall("PUT", f"/api/v2/tickets/{ticket.ticket_id}.json", {"ticket": update})]
+        return [OutboundCall("PUT", path, {"ticket": update})]
 
     def auth_headers(self) -> dict[str, str]:
         token = base64.b64encode(f"{self.settings['email']}/token:{self.settings['api_token']}".encode()).decode()
