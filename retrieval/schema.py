@@ -279,13 +279,19 @@ def load_entries(path: str | os.PathLike, *, taxonomy: Mapping[str, str] | None 
     Raises
     ------
     DataFileError
-        For an unreadable file, a bad entry (file, line and field named) or an id used twice.
+        For a path that does not exist, an unreadable file, a bad entry (file, line and field
+        named) or an id used twice.
     """
     path = Path(path)
+    if not path.exists():
+        raise DataFileError(path, "does not exist; check the path (a knowledge-base file "
+                                  f"({', '.join(KB_SUFFIXES)}), a directory of them, or a directory built by "
+                                  "`triage kb build`)")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in KB_SUFFIXES)
         if not files:
-            raise DataFileError(path, f"directory has no knowledge-base files ({', '.join(KB_SUFFIXES)})")
+            raise DataFileError(path, f"directory has no knowledge-base files ({', '.join(KB_SUFFIXES)}) and is "
+                                      "not a knowledge base built by `triage kb build` (no CURRENT file)")
     else:
         files = [path]
     entries: list[KBEntry] = []

@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import shutil
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -64,13 +65,83 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def lock(directory: str | Path, timeout: float = 60.0):
-    """The writer lock of a knowledge-base directory (a ``filelock.FileLock``)."""
-    from filelock import FileLock
+# Directories this thread's writer lock created just now: to `load` they do not exist yet.
+_made_by_lock = threading.local()
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(directory / LOCK), timeout=timeout)
+
+class _DirectoryLock:
+    """The writer lock of a knowledge-base directory, as a context manager.
+
+    The lock file lives in the directory, so entering creates the directory when it is missing
+    (a first save). When the block leaves no knowledge base there (an edit refused because the
+    directory holds none, a failed first save), the lock file and the directories that entering
+    created are removed again, before the lock is released: a mistyped path leaves nothing
+    behind. A waiter whose lock file was removed meanwhile notices and takes the lock afresh.
+    """
+
+    def __init__(self, directory: Path, timeout: float) -> None:
+        self.directory = directory
+        self.timeout = timeout
+        self._lock = None
+        self._created: list[Path] = []
+        self._created_file = False
+
+    def __enter__(self):
+        from filelock import FileLock, Timeout
+
+        path = self.directory / LOCK
+        deadline = time.monotonic() + self.timeout if self.timeout >= 0 else None
+        while True:
+            created, parent = [], self.directory
+            while not parent.exists() and parent != parent.parent:
+                created.append(parent)
+                parent = parent.parent
+            self.directory.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            lock = FileLock(str(path), timeout=left)
+            try:
+                lock.acquire()
+            except FileNotFoundError:  # a refused writer removed the directory meanwhile: again
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(str(path)) from None
+                continue
+            if _holds(lock, path):
+                break
+            lock.release()  # the file was removed while we waited: that lock guards nothing
+        self._lock, self._created, self._created_file = lock, created, not existed
+        if created:
+            _made_by_lock.paths = getattr(_made_by_lock, "paths", set()) | {self.directory.absolute()}
+        return lock
+
+    def __exit__(self, *exc_info) -> None:
+        _made_by_lock.paths = getattr(_made_by_lock, "paths", set()) - {self.directory.absolute()}
+        try:
+            if (self._created or self._created_file) and not (self.directory / CURRENT).exists():
+                with contextlib.suppress(OSError):
+                    (self.directory / LOCK).unlink()
+                for directory in self._created:  # deepest first; only while empty
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+        finally:
+            self._lock.release()
+
+
+def _holds(lock, path: Path) -> bool:
+    """Whether `lock` holds the file now at `path` (not one removed while it waited)."""
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    try:
+        here = os.stat(path)
+        return fd is None or os.path.samestat(here, os.fstat(fd))
+    except OSError:
+        return False
+
+
+def lock(directory: str | Path, timeout: float = 60.0) -> _DirectoryLock:
+    """The writer lock of a knowledge-base directory: ``with lock(directory): ...`` (a
+    ``filelock.FileLock`` on ``directory/.lock``; nothing is left behind when the block leaves
+    no knowledge base there)."""
+    return _DirectoryLock(Path(directory), timeout)
 
 
 def _versions() -> dict:
@@ -154,6 +225,11 @@ def load(directory: str | Path, *, encoder: str | None = None, reranker: str | N
 
     directory = Path(directory)
     pointer = directory / CURRENT
+    build = "build one with `triage kb build --input FAQ_FILE --out DIR`"
+    if not directory.exists() or directory.absolute() in getattr(_made_by_lock, "paths", ()):
+        raise KnowledgeBaseFileError(f"{directory} does not exist; check the path, or {build}")
+    if directory.is_dir() and not pointer.exists() and not any(p.name != LOCK for p in directory.iterdir()):
+        raise KnowledgeBaseFileError(f"{directory} is empty, it holds no knowledge base; check the path, or {build}")
     if not pointer.is_file():
         raise KnowledgeBaseFileError(
             f"{directory} is not a knowledge-base directory (no {CURRENT} file); build one with "

@@ -56,6 +56,24 @@ def test_shipped_templates_load_and_bad_templates_are_named(root, tmp_path):
         load_templates(tmp_path / "broken.yaml", "en")
 
 
+def test_braces_in_templates_only_write_placeholders(root, tmp_path):
+    """Doubled braces are not an escape in templates: format-style unescaping would turn
+    "{{SORRY10}}" into "{SORRY10}" and every matching draft would then fail. They are refused at
+    load, naming the file, the template and the text."""
+    for text in ("Hi {customer_name}, use code {{SORRY10}} at checkout.", "Use code {{SORRY10}} at checkout.",
+                 "Hi {customer_name} :-}", "Hi { there"):
+        _edited_templates(root, tmp_path, lambda d: d["greeting"]["apologetic"].insert(0, text))
+        with pytest.raises(DataFileError, match="braces that are not a") as info:
+            load_templates(tmp_path / "templates" / "en.yaml", "en")
+        assert info.value.field == "greeting.apologetic" and "en.yaml" in str(info.value)
+        assert text in str(info.value)
+    # The placeholders around it are filled as before, and the fallback still works.
+    _edited_templates(root, tmp_path, lambda d: d["greeting"]["apologetic"].insert(0, "Dear {customer_name}, sorry!"))
+    t = load_templates(tmp_path / "templates" / "en.yaml", "en")
+    assert Drafter._pick(t.variants("greeting", "apologetic"), {"customer_name": "Lee"}) == "Dear Lee, sorry!"
+    assert Drafter._pick(t.variants("greeting", "apologetic"), {}) == "Hi there, I'm sorry you've run into this."
+
+
 def test_a_team_can_edit_the_templates(root, tmp_path):
     import triage
 
@@ -135,6 +153,85 @@ def test_missing_slots_are_marked_or_dropped_never_left_as_placeholders(default_
     _no_placeholders(d)
 
 
+# What a slot leaves behind when its value is simply cut out of the text.
+_SLOT_ARTEFACTS = {
+    "en": re.compile(r" [.,;:!?)]|\(\s*\)|  |\b(?:for|of|with|about|find|open) (?:order|tracking number)(?: [a-z]|[.,;:])"),
+    "zh": re.compile(r"[\u4e00-\u9fff] +[。，；：！？）]|(?:订单号?|运单号|单号)[。！？；）]|（\s*）|「\s*」|  "),
+}
+
+
+def test_missing_slots_leave_no_empty_slot_artefacts(root, default_triage):
+    """Every knowledge-base answer, for every intent and with every escalation, composed for a
+    message without order number, tracking number, amount or date: no dangling noun ("for order
+    .", "订单号。"), no space before punctuation, no empty brackets."""
+    from dataclasses import replace
+
+    from triage.taxonomy import INTENTS
+
+    assisted = default_triage.assist("where is my parcel")
+    assert not assisted.triage.entities
+    hit = assisted.answers.hits[0]
+    drafter = Drafter().warm_up()
+    templates = {lang: (root / "data" / "templates" / f"{lang}.yaml").read_text("utf-8") for lang in ("zh", "en")}
+    by_intent: dict = {}
+    for entry in default_triage.knowledge_base:
+        by_intent.setdefault(entry.intent, []).append(entry)
+    assert set(by_intent) <= set(INTENTS)
+    checked = 0
+    for intent in INTENTS:
+        result = replace(assisted.triage, intent=replace(assisted.triage.intent, label=intent, abstained=False))
+        for level in ("low", "high", "critical"):
+            urgent = replace(result, urgency=replace(result.urgency, level=level))
+            for entry in [*by_intent.get(intent, []), None]:
+                hits = (replace(hit, id=entry.id, entry=entry),) if entry else ()
+                answers = replace(assisted.answers, hits=hits, knowledge_gap=entry is None, confidence=0.9)
+                draft = drafter.compose(urgent, answers)
+                _no_placeholders(draft)
+                for lang in ("zh", "en"):
+                    text = draft.text(lang)
+                    # What the authors wrote, with a value in each slot: an artefact is text that only
+                    # appears once the value is missing.
+                    written = PLACEHOLDER.sub("2026111512345", (entry.answer(lang) if entry else "") + templates[lang])
+                    bad = [m for m in _SLOT_ARTEFACTS[lang].finditer(text) if m.group(0) not in written]
+                    assert not bad, (intent, entry and entry.id, lang,
+                                     [text[max(0, m.start() - 40):m.end() + 20] for m in bad])
+                checked += 1
+    assert checked >= 3 * (len(INTENTS) + sum(len(v) for v in by_intent.values()))
+
+
+def test_a_value_cut_after_its_noun_stays_grammatical():
+    from triage.drafting.composer import _drop_named_value
+
+    cases = [
+        ("Use this link for order {order_number}.", "order_number", "en", "Use this link for your order."),
+        ("Send us the tracking number {tracking_number}.", "tracking_number", "en", "Send us the tracking number."),
+        ("Order {order_number} has shipped.", "order_number", "en", "Your order has shipped."),
+        ("Open order {order_number} and tap Refund.", "order_number", "en", "Open your order and tap Refund."),
+        ("Your order number {order_number} is on the receipt.", "order_number", "en",
+         "Your order number is on the receipt."),
+        ("请把运单号 {tracking_number} 发给我们。", "tracking_number", "zh", "请把运单号发给我们。"),
+        ("找到订单 {order_number}，点击申请售后。", "order_number", "zh", "找到订单，点击申请售后。"),
+        # A Chinese noun would end the sentence bare: the slot stays, to become a visible marker.
+        ("请提供订单号{order_number}。", "order_number", "zh", "请提供订单号{order_number}。"),
+    ]
+    for text, name, lang, expected in cases:
+        assert _drop_named_value(text, name, lang) == expected
+
+
+def test_a_sentence_that_needs_its_slot_gets_a_marker_not_a_dangling_noun():
+    from retrieval.schema import entry_from_record
+
+    entry = entry_from_record({"id": "x", "question_zh": "发票", "question_en": "invoice",
+                               "answer_zh": "请提供订单号{order_number}。", "answer_en": "Use the form for order {order_number}.",
+                               "slots": ["order_number"]})
+    missing: list = []
+    assert Drafter._answer(entry, "en", {}, missing) == "Use the form for your order."
+    assert Drafter._answer(entry, "zh", {}, missing) == "请提供订单号【请填写订单号】。"
+    assert missing == ["order_number"]
+    filled = {"order_number": "2026111512345"}
+    assert Drafter._answer(entry, "en", filled, []) == "Use the form for order 2026111512345."
+
+
 def test_traditional_chinese_customers_get_traditional_replies(default_triage):
     taiwan = default_triage.assist("請問退款到信用卡要多久？").draft
     hong_kong = default_triage.assist("我張信用卡退款幾時到？等咗好耐都未收到").draft
@@ -190,6 +287,37 @@ def test_openai_compatible_generator_is_used_only_when_its_text_passes(default_t
     bad = t.assist("退款退到信用卡要多久？").draft
     assert bad.generator == "template" and "3-15" in bad.zh
     assert any("dropped or changed numbers" in note for note in bad.generator_notes)
+
+
+def test_a_generator_that_returns_no_text_never_loses_the_draft(default_triage, chat_server):
+    """A chat server answering ``"content": null`` (a refusal, a tool call), and Python
+    generators returning None or a number: a generator failure, recorded; the template draft stays."""
+    from triage.drafting import Generator
+
+    assisted = default_triage.assist("where is my parcel")
+    plain = Drafter().compose(assisted.triage, assisted.answers)
+    _FakeChat.reply = staticmethod(lambda prompt: None)
+    null = Drafter(generator=make_generator(f"openai:{chat_server}")).compose(assisted.triage, assisted.answers)
+    assert len(_FakeChat.requests) == 2  # both languages were really asked
+    assert null.generator == "template" and (null.zh, null.en) == (plain.zh, plain.en)
+    assert len(null.generator_notes) == 2
+    assert all("generator failed" in n and "content is null" in n for n in null.generator_notes)
+
+    class Returns(Generator):
+        name = "returns"
+
+        def __init__(self, value):
+            self.value = value
+
+        def generate(self, prompt, lang):
+            return self.value
+
+    for value, kind in ((None, "NoneType"), (42, "int"), (b"bytes", "bytes")):
+        draft = Drafter(generator=Returns(value)).compose(assisted.triage, assisted.answers)
+        assert draft.generator == "template" and (draft.zh, draft.en) == (plain.zh, plain.en)
+        assert [n.split(":")[0] for n in draft.generator_notes] == ["zh", "en"]
+        assert all(f"generator failed (TypeError: returned {kind}, not text)" in n for n in draft.generator_notes)
+    assert "not text" in check_polished(plain.en, None, "en")
 
 
 def test_check_polished_rules():

@@ -85,7 +85,7 @@ def test_migrations_upgrade_an_old_database_and_refuse_a_newer_one(tmp_path):
         conn.execute(sa.text(
             "INSERT INTO drafts VALUES ('d1', '2026-01-01', 'hi', 'en', 'other', 'low', 'neutral', 'v0', '[]', '{}',"
             " '您好', 'Hello', 'en', 0)"))
-    store = FeedbackStore(path)
+    store = FeedbackStore(path, create=False)  # a reader still migrates an older schema of its own
     assert store.schema_version() == SCHEMA_VERSION
     store.record_feedback("d1", "edited", final_text="Hello there!")
     assert store.rows()[0].edit_distance == edit_distance("Hello", "Hello there!") == 7
@@ -93,6 +93,40 @@ def test_migrations_upgrade_an_old_database_and_refuse_a_newer_one(tmp_path):
         conn.execute(sa.text("INSERT INTO schema_version VALUES (99)"))
     with pytest.raises(FeedbackError, match="newer than this library"):
         FeedbackStore(path)
+
+
+def test_readers_refuse_a_database_that_is_not_a_feedback_store_and_leave_it_untouched(tmp_path):
+    foreign = tmp_path / "crm.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers VALUES (1, 'Lee')")
+    conn.close()
+    before = foreign.read_bytes()
+    expected = f"{foreign} is not a kefu-triage feedback database (no schema_version table); pass the file that " \
+               "`triage serve` / FeedbackStore created"
+    with pytest.raises(FeedbackError) as info:
+        FeedbackStore(foreign, create=False)
+    assert str(info.value) == expected
+    report = run_cli("feedback", "report", "--db", str(foreign))
+    retrain = run_cli("retrain", "--feedback", str(foreign), "--out", str(tmp_path / "bundle"))
+    for proc in (report, retrain):
+        assert proc.returncode != 0 and "no schema_version table" in proc.stderr and "Traceback" not in proc.stderr
+    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["crm.db"]
+
+    half = tmp_path / "half.db"  # the marker alone is not enough
+    with sqlite3.connect(half) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+    conn.close()
+    with pytest.raises(FeedbackError, match="has a schema_version table but no drafts or feedback table"):
+        FeedbackStore(half, create=False)
+    (tmp_path / "notes.db").write_text("not a database at all\n" * 100, "utf-8")
+    with pytest.raises(FeedbackError, match=r"notes.db is not a kefu-triage feedback database \(file is not a database\)"):
+        FeedbackStore(tmp_path / "notes.db", create=False)
+    proc = run_cli("feedback", "report", "--db", str(tmp_path / "notes.db"))
+    assert proc.returncode != 0 and "is not a kefu-triage feedback database" in proc.stderr
+    with pytest.raises(FeedbackError, match="no feedback database at"):
+        FeedbackStore(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
 
 
 def _free_port() -> int:
@@ -141,6 +175,17 @@ def postgres_url():
 
 
 def test_postgresql_store(postgres_url):
+    with sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE crm"))
+    crm_url = postgres_url.rsplit("/", 1)[0] + "/crm"
+    crm = sa.create_engine(crm_url)
+    with crm.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(FeedbackError, match="crm is not a kefu-triage feedback database .no schema_version table."):
+        FeedbackStore(crm_url, create=False)
+    assert sa.inspect(crm).get_table_names() == ["customers"]  # a reader added nothing
+    crm.dispose()
+
     store = _exercise(postgres_url)
     _check_rows(store)
     assert FeedbackStore(postgres_url).schema_version() == SCHEMA_VERSION  # reopening does not migrate twice

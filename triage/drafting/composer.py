@@ -22,7 +22,7 @@ from retrieval.schema import PLACEHOLDER_RE, KBEntry
 from retrieval.search import SearchResult
 from retrieval.text import to_traditional
 
-from .templates import TEMPLATE_LANGUAGES, TemplateSet, load_templates, placeholders
+from .templates import TEMPLATE_LANGUAGES, TemplateSet, fill, load_templates, placeholders
 
 if TYPE_CHECKING:
     from ..results import TriageResult
@@ -39,9 +39,34 @@ _SLOT_LABELS = {
 _MARKER = {"zh": "【请填写{label}】", "en": "[fill in {label}]"}
 # "请把运单号 {tracking_number} 发给我们" reads fine without the value: the noun is already there.
 _NAMED_BEFORE = {
-    "order_number": r"(?:订单号?|order(?: number| no\.?)?)",
-    "tracking_number": r"(?:运单号|快递单号|单号|tracking number)",
+    "order_number": r"(?:订单号?|\border(?: number| no\.?)?)",
+    "tracking_number": r"(?:运单号|快递单号|单号|\btracking number)",
 }
+# An English noun needs a determiner once its value is gone ("for order ." -> "for your order.").
+_EN_DETERMINER_RE = re.compile(r"\b(?:the|your|a|an|this|that|these|those|each|both|its|our|their|my|his|her)"
+                               r"\s+(?:[\w-]+\s+)?$", re.IGNORECASE)
+# After these, a Chinese noun would end the clause bare ("关于订单。"): the slot is marked instead.
+_ZH_CLAUSE_END = "。！？；!?;：:）)」』】”"
+
+
+def _drop_named_value(sentence: str, name: str, lang: str) -> str:
+    """`sentence` without the value of each ``{name}`` that directly follows its noun
+    ("send us the tracking number {tracking_number} and ..." -> "send us the tracking number
+    and ..."), kept grammatical: an English noun without a determiner gets "your" ("for order
+    {order_number}." -> "for your order."), and no space is left before punctuation. A Chinese
+    noun that would end its clause ("关于订单{order_number}。") keeps the placeholder, which the
+    caller turns into a visible marker."""
+    pattern = re.compile(rf"({_NAMED_BEFORE[name]})\s*\{{{name}\}}[ \t]*", re.IGNORECASE)
+
+    def replace(match: re.Match) -> str:
+        noun, rest = match.group(1), sentence[match.end():]
+        if lang != "en":
+            return match.group(0) if not rest or rest[0] in _ZH_CLAUSE_END else noun
+        if not _EN_DETERMINER_RE.search(sentence[:match.start()]):
+            noun = ("Your " if noun[0].isupper() else "your ") + noun[0].lower() + noun[1:]
+        return noun if not rest or not (rest[0].isalnum() or rest[0] in "([\"'“‘") else noun + " "
+
+    return pattern.sub(replace, sentence)
 
 
 @dataclass(frozen=True)
@@ -166,7 +191,7 @@ class Drafter:
     def _pick(variants: tuple[str, ...], slots: dict[str, str]) -> str:
         for variant in variants:
             if placeholders(variant) <= slots.keys():
-                return variant.format_map(slots) if placeholders(variant) else variant
+                return fill(variant, slots)
         return ""
 
     @staticmethod
@@ -189,10 +214,8 @@ class Drafter:
                     continue
                 needs = set(PLACEHOLDER_RE.findall(sentence)) & unknown
                 for name in sorted(needs):
-                    named = _NAMED_BEFORE.get(name)
-                    if named:
-                        sentence = re.sub(rf"({named})\s*\{{{name}\}}\s*", r"\1 " if source_lang == "en" else r"\1",
-                                          sentence, flags=re.IGNORECASE)
+                    if name in _NAMED_BEFORE:
+                        sentence = _drop_named_value(sentence, name, source_lang)
                         if "{" + name + "}" not in sentence:
                             continue
                     missing.append(name)

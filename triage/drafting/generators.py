@@ -36,8 +36,10 @@ _INSTRUCTION = {
 }
 
 
-def check_polished(original: str, candidate: str, lang: str) -> str | None:
+def check_polished(original: str, candidate: object, lang: str) -> str | None:
     """Why `candidate` cannot replace `original` (None when it can)."""
+    if not isinstance(candidate, str):
+        return f"not text ({type(candidate).__name__})"
     candidate = candidate.strip()
     if not candidate:
         return "empty output"
@@ -75,10 +77,12 @@ class Generator:
             original = draft.text(lang)
             try:
                 candidate = self.generate(_INSTRUCTION[lang] + original, lang)
+                if not isinstance(candidate, str):  # None (a null "content"), a number, ...
+                    raise TypeError(f"returned {type(candidate).__name__}, not text")
+                problem = check_polished(original, candidate, lang)
             except Exception as exc:  # a generator failing must never lose the draft
                 notes.append(f"{lang}: generator failed ({type(exc).__name__}: {exc})")
                 continue
-            problem = check_polished(original, candidate, lang)
             if problem:
                 notes.append(f"{lang}: kept the template ({problem})")
             else:
@@ -158,9 +162,19 @@ class OpenAICompatibleGenerator(Generator):
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             data = json.loads(response.read().decode("utf-8"))
         try:
-            return data["choices"][0]["message"]["content"]
+            choice = data["choices"][0]
+            content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise ValueError(f"unexpected chat-completions response: {str(data)[:200]}") from None
+        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+            texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+            if texts and all(isinstance(t, str) for t in texts):
+                return "".join(texts)
+        if not isinstance(content, str):
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            raise ValueError(f"the chat-completions response has no text (message.content is "
+                             f"{json.dumps(content)[:80]}, finish_reason {reason!r})")
+        return content
 
 
 register_generator("transformers")(lambda arg, **options: TransformersGenerator(arg, **options))

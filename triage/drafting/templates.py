@@ -2,7 +2,9 @@
 
 One YAML file per language (``zh.yaml``, ``en.yaml``) with the parts of a reply. Every leaf is a
 list of variants; the composer takes the first variant whose placeholders it can fill, so a
-template never leaks an unfilled ``{placeholder}``. See ``data/templates/`` for the shipped set.
+template never leaks an unfilled ``{placeholder}``. Braces only ever write a placeholder: any
+other brace, doubled braces included, is refused when the file is loaded. See
+``data/templates/`` for the shipped set.
 """
 
 from __future__ import annotations
@@ -50,15 +52,27 @@ def placeholders(text: str) -> set[str]:
     return set(_PLACEHOLDER_RE.findall(text))
 
 
+def fill(text: str, slots: dict[str, str]) -> str:
+    """`text` with each ``{name}`` replaced by ``slots[name]`` (no other brace syntax: loading
+    refuses any other brace, so what a team writes is what the customer reads)."""
+    return _PLACEHOLDER_RE.sub(lambda m: slots[m.group(1)], text)
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load_templates(path: str | os.PathLike, language: str) -> TemplateSet:
     """Load and validate one language's template file.
 
     Raises
     ------
     DataFileError
-        Naming the file and the template (``section.key[variant]``) for a missing section or
-        key, a variant that is not text, an unknown placeholder, or a list whose last variant
-        needs a placeholder (so there is always a variant that can be used).
+        Naming the file and the template (``section.key``) for a missing section or key, a
+        variant that is not text, an unknown placeholder, a brace that is not part of a
+        ``{placeholder}`` (doubled braces such as ``{{CODE}}`` included: they are not an escape
+        here), or a list whose last variant needs a placeholder (so there is always a variant
+        that can be used).
     """
     import yaml
 
@@ -94,6 +108,13 @@ def load_templates(path: str | os.PathLike, language: str) -> TemplateSet:
             if not isinstance(variants, list) or not all(isinstance(v, str) and v.strip() for v in variants):
                 raise DataFileError(path, "expected a list of non-empty texts", field=name)
             for n, variant in enumerate(variants):
+                stray = _PLACEHOLDER_RE.sub("", variant)
+                if "{" in stray or "}" in stray:
+                    raise DataFileError(path, f"variant {n + 1} has braces that are not a {{placeholder}}: "
+                                              f"{_excerpt(variant)!r}. Braces in a template only write a "
+                                              f"placeholder such as {{order_number}}; doubled braces ({{{{...}}}}) "
+                                              "and single { or } are not allowed, write the text without them",
+                                        field=name)
                 bad = sorted(placeholders(variant) - set(TEMPLATE_SLOTS))
                 if bad:
                     raise DataFileError(path, f"unknown placeholder(s) {bad} in variant {n + 1}; "

@@ -9,6 +9,7 @@ transaction, and the applied version is recorded in ``schema_version``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,7 +131,11 @@ class FeedbackStore:
     labels : dict, optional
         ``{"intent": [...], "urgency": [...]}`` accepted as corrections; default: the bundle's.
     create : bool
-        Create a missing SQLite file (False for readers such as reports, so a typo is an error).
+        Create a missing SQLite file and the tables of an empty database. False for readers
+        such as reports and retraining: the database must then already be a feedback store
+        (its ``schema_version``, ``drafts`` and ``feedback`` tables), so a typo or another
+        application's database is an error and is left untouched. An older schema of a
+        feedback store is still migrated.
     """
 
     def __init__(self, url: str | Path = "feedback.db", *, mask_pii: bool = True,
@@ -145,7 +150,32 @@ class FeedbackStore:
         self.mask_pii = mask_pii
         self.labels = labels
         self.engine = sa.create_engine(self.url, future=True)
+        if not create:
+            self._require_own_schema(database if self.url.startswith("sqlite") else None)
         self.migrate()
+
+    def _require_own_schema(self, sqlite_file: str | None) -> None:
+        """Refuse (writing nothing) a database that is not a feedback store."""
+        where = sqlite_file or self.display_url
+        hint = "pass the file that `triage serve` / FeedbackStore created" if sqlite_file else \
+            "pass the database that `triage serve` / FeedbackStore created"
+        if sqlite_file:  # read-only: not even a lock or journal may touch someone else's file
+            import sqlite3
+
+            uri = Path(sqlite_file).resolve().as_uri() + "?mode=ro"
+            try:
+                with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.Error as exc:  # "file is not a database", unreadable, ...
+                raise FeedbackError(f"{where} is not a kefu-triage feedback database ({exc}); {hint}") from None
+        else:
+            tables = set(sa.inspect(self.engine).get_table_names())
+        if "schema_version" not in tables:
+            raise FeedbackError(f"{where} is not a kefu-triage feedback database (no schema_version table); {hint}")
+        lacking = sorted({"drafts", "feedback"} - tables)
+        if lacking:
+            raise FeedbackError(f"{where} is not a kefu-triage feedback database (it has a schema_version table "
+                                f"but no {' or '.join(lacking)} table); {hint}")
 
     def _mask(self, text: str | None) -> str | None:
         """What is stored: PII masked (unless disabled) and NULs dropped (PostgreSQL refuses them)."""
