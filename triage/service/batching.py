@@ -6,14 +6,69 @@ requests queue for the next one. Under load, clients whose answers just went out
 next request into the same batch instead of forming a second, smaller one, so per-message cost
 falls as load rises; a lone request waits at most `wait_ms`. Because every model call and every
 knowledge-base write goes through that one thread, writes are serialised with reads.
+
+One bad item never fails its batch-mates: when a batch function raises, its items are run again
+one by one (on the same thread, in the same hop), so only the item that raises gets the error and
+the others get their results. A batch that succeeds takes the fast path, one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+log = logging.getLogger("kefu.service")
+
+
+class ItemError:
+    """What :func:`run_isolated` returns in place of an item's result when that item alone raised."""
+
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"ItemError({self.exception!r})"
+
+
+def run_isolated(batch_fn: Callable[[list], Sequence], items: list, *,
+                 on_call: Callable[[int], None] | None = None) -> list:
+    """``batch_fn(items)``, one result per item; if it raises, each item is run alone and an item
+    that still raises gets an :class:`ItemError` at its position (the others their results).
+
+    `on_call(size)` is told the size of every call that succeeded. An exception of a batch of one
+    item is returned as its ItemError without a second try.
+    """
+    try:
+        results = list(batch_fn(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+    except Exception as exc:
+        if len(items) == 1:
+            return [ItemError(exc)]
+        log.warning("a batch of %d items failed (%s: %s); running them one by one", len(items),
+                    type(exc).__name__, exc)
+    else:
+        if on_call is not None:
+            on_call(len(items))
+        return results
+    out: list = []
+    for item in items:
+        try:
+            result = list(batch_fn([item]))
+            if len(result) != 1:
+                raise RuntimeError(f"batch function returned {len(result)} results for 1 item")
+        except Exception as exc:  # this item alone fails
+            out.append(ItemError(exc))
+        else:
+            if on_call is not None:
+                on_call(1)
+            out.append(result[0])
+    return out
 
 
 class MicroBatcher:
@@ -89,15 +144,15 @@ class MicroBatcher:
     async def _run_group(self, name: str, entries: list) -> None:
         batch_fn = entries[0][2]
         items = [e[3] for e in entries]
+        on_call = (lambda size: self.on_batch(name, size)) if self.on_batch is not None else None
         try:
-            results = await self.call(batch_fn, items)
-        except Exception as exc:  # every caller of this batch sees the failure
-            for e in entries:
-                if not e[4].done():
-                    e[4].set_exception(exc)
-            return
-        if self.on_batch is not None:
-            self.on_batch(name, len(items))
+            results = await self.call(run_isolated, batch_fn, items, on_call=on_call)
+        except Exception as exc:  # the isolation itself failed (cannot happen short of a bug): no caller hangs
+            results = [ItemError(exc)] * len(entries)
         for e, result in zip(entries, results):
-            if not e[4].done():  # the caller may have gone away
+            if e[4].done():  # the caller has gone away
+                continue
+            if isinstance(result, ItemError):
+                e[4].set_exception(result.exception)
+            else:
                 e[4].set_result(result)

@@ -13,23 +13,33 @@ _ZH_EXAMPLE = "我的快递三天了还没到，订单号 2024112312345，麻烦
 _EN_EXAMPLE = "Hi, my order #A1234567 says delivered but I never got it. Can you check?"
 
 
-def _iso_text(value: Any) -> Any:
-    """RFC 3339 only (no Unix numbers, no dates without a time, no times without an offset)."""
+#: Arrival times outside these years are refused: deadlines are computed by adding the level's
+#: target, which must stay inside Python's datetime range, and earlier or later times are typos.
+MIN_YEAR, MAX_YEAR = 1970, 2200
+_TIME_HINT = "expected an RFC 3339 date-time with its UTC offset, such as 2026-11-24T09:30:00+08:00"
+
+
+def parse_time(value: Any) -> datetime:
+    """An RFC 3339 date-time with an offset (no Unix numbers, no dates without a time, no times
+    without an offset), in the years MIN_YEAR..MAX_YEAR; ValueError saying what is wrong."""
     if isinstance(value, datetime):
-        return value
-    hint = "expected an RFC 3339 date-time with its UTC offset, such as 2026-11-24T09:30:00+08:00"
-    if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt":
-        raise ValueError(hint)
-    try:
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
-    except ValueError:
-        raise ValueError(hint) from None
+        parsed = value
+    else:
+        if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt":
+            raise ValueError(_TIME_HINT)
+        try:
+            parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+        except ValueError:
+            raise ValueError(_TIME_HINT) from None
     if parsed.tzinfo is None:
-        raise ValueError(hint)
+        raise ValueError(_TIME_HINT)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"the year {parsed.year} is out of range: give a time in the years {MIN_YEAR} to "
+                         f"{MAX_YEAR}, such as 2026-11-24T09:30:00+08:00")
     return parsed
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[datetime, BeforeValidator(parse_time)]
 FilterKey = Literal["intent", "category", "tags", "lang", "id"]
 Filters = dict[FilterKey, str | list[str]]
 
@@ -43,7 +53,8 @@ class TriageRequest(_Strict):
     text: str = Field(min_length=1, description="The customer's message (Chinese, English or mixed); it must "
                       "contain something visible, or the answer is 422.",
                       examples=[_ZH_EXAMPLE, _EN_EXAMPLE])
-    received_at: IsoDateTime | None = Field(None, description="Arrival time (ISO 8601); default now. Sets `urgency.due`.")
+    received_at: IsoDateTime | None = Field(None, description="Arrival time (RFC 3339 with its offset, years "
+                                            f"{MIN_YEAR} to {MAX_YEAR}); default now. Sets `urgency.due`.")
     explain: StrictBool = Field(False, description="List the features behind each label.")
 
 
@@ -54,7 +65,10 @@ class BatchItem(_Strict):
     text: Any = Field(description="The message, a string. Any other value (null, a number, ...), an empty string "
                       "or one with nothing visible fails alone (`error` says why); the rest are triaged.",
                       examples=[_EN_EXAMPLE])
-    received_at: IsoDateTime | None = None
+    # Any JSON value, like `text`: a bad time fails this message alone.
+    received_at: Any = Field(None, description="Arrival time (RFC 3339 with its offset, years "
+                             f"{MIN_YEAR} to {MAX_YEAR}); default now. A bad value fails this message alone "
+                             "(`error` says why).", examples=["2026-11-24T09:30:00+08:00"])
 
 
 class BatchRequest(_Strict):
