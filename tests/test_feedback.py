@@ -95,6 +95,21 @@ def test_migrations_upgrade_an_old_database_and_refuse_a_newer_one(tmp_path):
         FeedbackStore(path)
 
 
+def test_writers_refuse_another_applications_sqlite_file_and_leave_it_untouched(tmp_path):
+    foreign = tmp_path / "shop.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+    conn.close()
+    before = foreign.read_bytes()
+    with pytest.raises(FeedbackError, match=r"shop.db is another application's SQLite database \(tables orders\); "
+                                            r"keep feedback in its own file: pass a new path"):
+        FeedbackStore(foreign)
+    assert foreign.read_bytes() == before
+    empty = tmp_path / "empty.db"
+    empty.touch()  # an empty file is a new database
+    assert FeedbackStore(empty).schema_version() >= 1
+
+
 def test_readers_refuse_a_database_that_is_not_a_feedback_store_and_leave_it_untouched(tmp_path):
     foreign = tmp_path / "crm.db"
     with sqlite3.connect(foreign) as conn:

@@ -131,7 +131,8 @@ class FeedbackStore:
     labels : dict, optional
         ``{"intent": [...], "urgency": [...]}`` accepted as corrections; default: the bundle's.
     create : bool
-        Create a missing SQLite file and the tables of an empty database. False for readers
+        Create a missing SQLite file and the tables of an empty database (an SQLite file holding
+        another application's tables is refused; a shared PostgreSQL database is fine). False for readers
         such as reports and retraining: the database must then already be a feedback store
         (its ``schema_version``, ``drafts`` and ``feedback`` tables), so a typo or another
         application's database is an error and is left untouched. An older schema of a
@@ -152,22 +153,35 @@ class FeedbackStore:
         self.engine = sa.create_engine(self.url, future=True)
         if not create:
             self._require_own_schema(database if self.url.startswith("sqlite") else None)
+        elif self.url.startswith("sqlite") and database and Path(database).is_file():
+            others = self._sqlite_tables(database)
+            if others and "schema_version" not in others:  # a shared PostgreSQL database is fine; a file is not
+                raise FeedbackError(
+                    f"{database} is another application's SQLite database (tables {', '.join(sorted(others)[:5])}); "
+                    f"keep feedback in its own file: pass a new path"
+                )
         self.migrate()
+
+    @staticmethod
+    def _sqlite_tables(sqlite_file: str) -> set[str]:
+        """The tables of a SQLite file, read without writing to it (not even a lock or journal)."""
+        import sqlite3
+
+        uri = Path(sqlite_file).resolve().as_uri() + "?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as exc:  # "file is not a database", unreadable, ...
+            raise FeedbackError(f"{sqlite_file} is not a kefu-triage feedback database ({exc}); pass the file "
+                                f"that `triage serve` / FeedbackStore created, or a new path") from None
 
     def _require_own_schema(self, sqlite_file: str | None) -> None:
         """Refuse (writing nothing) a database that is not a feedback store."""
         where = sqlite_file or self.display_url
         hint = "pass the file that `triage serve` / FeedbackStore created" if sqlite_file else \
             "pass the database that `triage serve` / FeedbackStore created"
-        if sqlite_file:  # read-only: not even a lock or journal may touch someone else's file
-            import sqlite3
-
-            uri = Path(sqlite_file).resolve().as_uri() + "?mode=ro"
-            try:
-                with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-                    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            except sqlite3.Error as exc:  # "file is not a database", unreadable, ...
-                raise FeedbackError(f"{where} is not a kefu-triage feedback database ({exc}); {hint}") from None
+        if sqlite_file:
+            tables = self._sqlite_tables(sqlite_file)
         else:
             tables = set(sa.inspect(self.engine).get_table_names())
         if "schema_version" not in tables:
