@@ -425,7 +425,7 @@ def test_two_workers_share_the_load_metrics_and_knowledge_base_versions(tmp_path
 # In process (TestClient) with the session's pipeline, so a fault can be planted in the model call;
 # batch_wait_ms is long enough that requests sent together share one micro-batch.
 GOOD = ["我要退货", "Where is my order? It's been 5 days", "优惠券用不了", "cant remember my login password",
-        "发票抬头写错了", "The blender arrived broken, I want a refund", "能开增值税专票吗", "cancel my order please",
+        "发票抬头写错了", "The blender arrived broken, so I would like my money back", "能开增值税专票吗", "cancel my order please",
         "你们客服电话多少", "I was charged twice for order 2024112312345"]
 WHEN = "2026-11-24T09:30:00+08:00"
 
