@@ -51,6 +51,14 @@ _CLOSING_RE = re.compile(
     r"sincerely|yours (truly|sincerely)|best|br|谢谢|謝謝|多谢|多謝|此致|祝好|顺祝商祺|順頌商祺)\s*[,.!，。！~]*$",
     re.I,
 )
+# A Chinese personal name alone on a line: a common surname (simplified or traditional) and one or two
+# more characters.
+_CHINESE_NAME_RE = re.compile(
+    r"^(?:欧阳|歐陽|司马|司馬|诸葛|諸葛|上官|"
+    r"[王李张張刘劉陈陳杨楊黄黃赵趙吴吳周徐孙孫马馬朱胡郭何高林罗羅郑鄭梁谢謝宋唐许許韩韓冯馮邓鄧曹彭曾肖萧蕭田董"
+    r"袁潘于蒋蔣蔡余杜叶葉程苏蘇魏吕呂丁任沈姚卢盧姜崔钟鍾谭譚陆陸汪范金石廖贾賈夏韦韋付方白邹鄒孟熊秦邱江尹薛"
+    r"闫閆段雷侯龙龍史陶黎贺賀顾顧毛郝龚龔邵万萬钱錢严嚴覃武戴莫孔向汤湯])[\u4e00-\u9fff]{1,2}$"
+)
 # A footer that a mail app adds, alone on the last line.
 _FOOTER_RE = re.compile(
     r"^(sent from my \S.{0,40}|get outlook for \S.{0,30}|sent from (mail|outlook|yahoo mail) for \S.{0,30}|"
@@ -149,7 +157,9 @@ def _strip_email_parts(text: str, *, drop_closing: bool = True) -> str:
     """`text` without quoted history, ">" lines, signature, footer and (with `drop_closing`)
     closing lines."""
     lines = text.split("\n")
-    lines = lines[: _history_start(lines)]
+    start = _history_start(lines)
+    quoted_thread = start < len(lines)
+    lines = lines[:start]
     if "--" in lines:  # RFC 3676 signature separator ("-- ", stripped by normalisation)
         lines = lines[: lines.index("--")]
     quoted = [line for line in lines if _QUOTE_LINE_RE.match(line)]
@@ -161,6 +171,9 @@ def _strip_email_parts(text: str, *, drop_closing: bool = True) -> str:
     _drop_tail(lines, lambda line: not line)
     if drop_closing:
         _drop_closing(lines)
+        # A Chinese sender signs with a bare name above the quoted thread ("...\n\n王磊\n\n发件人: ...").
+        if quoted_thread and len(lines) >= 3 and not lines[-2] and _CHINESE_NAME_RE.match(lines[-1]):
+            del lines[-2:]
     return "\n".join(lines).strip() or text
 
 

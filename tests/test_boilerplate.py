@@ -221,3 +221,10 @@ def test_triage_reads_the_reply_not_the_quoted_answer():
     batch = t.triage_batch([GMAIL, QQ_MAIL], received_at=at)
     assert [r.to_dict() for r in batch] == [t.triage(x, received_at=at).to_dict() for x in (GMAIL, QQ_MAIL)]
     assert batch[1].intent.label == "quality_issue"
+
+
+def test_a_bare_chinese_name_above_the_quoted_thread_is_a_signature():
+    thread = "\n\n发件人: 客服中心 <service@shop.example>\n发送时间: 2026年11月24日 9:02\n主题: 回复: 退款\n\n您好，退款已处理"
+    assert strip_boilerplate(normalize("退款什么时候到账？\n\n歐陽志明" + thread))[0] == "退款什么时候到账?"
+    assert strip_boilerplate(normalize("退款什么时候到账？\n\n明白" + thread))[0] == "退款什么时候到账?\n\n明白"  # no surname
+    assert strip_boilerplate(normalize("退款什么时候到账？\n\n王磊"))[0] == "退款什么时候到账?\n\n王磊"  # no thread below
