@@ -130,10 +130,11 @@ def unsupported_type(path: str | os.PathLike, suffixes) -> str:
             f"(tabs){hint}")
 
 
-def file_format(path: str | os.PathLike) -> str:
-    fmt = FORMATS.get(Path(path).suffix.lower())
+def file_format(path: str | os.PathLike, formats: dict[str, str] = FORMATS) -> str:
+    """The format name of `path` by its extension, one of `formats`' values; refused otherwise."""
+    fmt = formats.get(Path(path).suffix.lower())
     if fmt is None:
-        raise DataFileError(path, unsupported_type(path, FORMATS))
+        raise DataFileError(path, unsupported_type(path, formats))
     return fmt
 
 

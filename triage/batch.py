@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from retrieval.files import FORMATS as TEXT_FORMATS
 from retrieval.files import (SNIFF_BYTES, DataFileError, allow_large_csv_fields, binary_problem, clean_nul,
-                             delimiter_problem, sha256_file, unsupported_type)
+                             delimiter_problem, file_format, sha256_file)
 from retrieval.text import DEFAULT_MAX_CHARS, TextInputError, has_undecodable, normalize
 
 from .pipeline import Triage
 from .results import TriageFailure
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".xlsx": "excel"}
+FORMATS = {**TEXT_FORMATS, ".parquet": "parquet", ".xlsx": "excel"}
 OUTPUT_COLUMNS = [
     "id", "language", "intent", "category", "intent_confidence", "needs_review", "urgency", "urgency_reasons",
     "due", "sentiment", "sentiment_score", "kb_ids", "kb_score", "knowledge_gap", "draft_zh", "draft_en",
@@ -70,13 +70,6 @@ def _require(module: str):
         return importlib.import_module(module)
     except ImportError:
         raise ImportError(f"{module} is needed for Parquet and Excel files: pip install 'kefu-triage[batch]'") from None
-
-
-def file_format(path: str | os.PathLike) -> str:
-    fmt = FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise DataFileError(path, unsupported_type(path, FORMATS))
-    return fmt
 
 
 # ---------------------------------------------------------------------- the message of a ticket
@@ -315,7 +308,7 @@ def _chunk_frame(rows: list[dict], header=()):
 
 def _source(path: str | os.PathLike) -> tuple[Path, str]:
     """An input file and its format; DataFileError when it is missing."""
-    fmt = file_format(path)
+    fmt = file_format(path, FORMATS)
     if not Path(path).is_file():
         raise DataFileError(path, "file not found")
     return Path(path), fmt
@@ -589,7 +582,7 @@ def finalize(output: str | os.PathLike, report=None) -> Path:
     """Write the journal out as `output` in its format (atomically) and remove the journal;
     `report` (a :class:`~triage.report.BatchReport`) sees every row on the way."""
     output = Path(output)
-    fmt = file_format(output)
+    fmt = file_format(output, FORMATS)
     tmp = _tmp_path(output)
     if fmt in ("csv", "tsv"):
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
@@ -647,7 +640,7 @@ def read_output(path: str | os.PathLike):
     """A scored file back as a DataFrame (for reports and tests)."""
     import pandas as pd
 
-    fmt = file_format(path)
+    fmt = file_format(path, FORMATS)
     if fmt == "parquet":
         return pd.read_parquet(path)
     if fmt == "excel":
@@ -702,7 +695,7 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, model=Non
     from multiprocessing import get_context
 
     input, output = _source(input)[0], Path(output)
-    file_format(output)
+    file_format(output, FORMATS)
     for path in (output, _journal_path(output), _tmp_path(output)):
         if same_file(path, input):
             raise ValueError(f"writing {path} would overwrite the input {input}; choose another output path")

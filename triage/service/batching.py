@@ -18,21 +18,24 @@ import asyncio
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("kefu.service")
 
 
+@dataclass(frozen=True)
 class ItemError:
     """What :func:`run_isolated` returns in place of an item's result when that item alone raised."""
 
-    __slots__ = ("exception",)
+    exception: BaseException
 
-    def __init__(self, exception: BaseException) -> None:
-        self.exception = exception
 
-    def __repr__(self) -> str:
-        return f"ItemError({self.exception!r})"
+def _results(batch_fn: Callable[[list], Sequence], items: list) -> list:
+    results = list(batch_fn(items))
+    if len(results) != len(items):
+        raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+    return results
 
 
 def run_isolated(batch_fn: Callable[[list], Sequence], items: list, *,
@@ -44,9 +47,7 @@ def run_isolated(batch_fn: Callable[[list], Sequence], items: list, *,
     item is returned as its ItemError without a second try.
     """
     try:
-        results = list(batch_fn(items))
-        if len(results) != len(items):
-            raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+        results = _results(batch_fn, items)
     except Exception as exc:
         if len(items) == 1:
             return [ItemError(exc)]
@@ -59,15 +60,12 @@ def run_isolated(batch_fn: Callable[[list], Sequence], items: list, *,
     out: list = []
     for item in items:
         try:
-            result = list(batch_fn([item]))
-            if len(result) != 1:
-                raise RuntimeError(f"batch function returned {len(result)} results for 1 item")
+            out.extend(_results(batch_fn, [item]))
         except Exception as exc:  # this item alone fails
             out.append(ItemError(exc))
         else:
             if on_call is not None:
                 on_call(1)
-            out.append(result[0])
     return out
 
 
