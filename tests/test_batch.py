@@ -122,6 +122,16 @@ def _stop(_rows: int) -> None:
     raise _Killed
 
 
+def assert_same_scores(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal tables, but for the last printed digit of a probability: the encoder rounds a row's
+    float32 sums differently with what it encoded before (docs/api.md), which a figure on the
+    edge of rounding to 4 places can show."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    numbers = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
+    assert a.drop(columns=numbers).equals(b.drop(columns=numbers))
+    pd.testing.assert_frame_equal(a[numbers], b[numbers], check_exact=False, rtol=0, atol=1.01e-4)
+
+
 def test_rows_are_kept_by_position_whatever_their_ids(tmp_path):
     source = tmp_path / "dup.csv"
     source.write_text("ticket_id,body\nA,tracking number pls\nB,我要退款\nA,hello duplicate\n,no id one\n"
@@ -143,7 +153,7 @@ def test_rows_are_kept_by_position_whatever_their_ids(tmp_path):
         score_file(source, output, resume=True, **{**options, "drafts": True})
     resumed = score_file(source, output, resume=True, **options)
     assert (resumed.skipped, resumed.scored) == (2, 4)
-    assert read_output(output).drop(columns="due").equals(reference.drop(columns="due"))  # no times: due from now
+    assert_same_scores(read_output(output).drop(columns="due"), reference.drop(columns="due"))  # no times: due from now
     with pytest.raises(_Killed):
         score_file(source, output, progress=_stop, **options)
     source.write_text(source.read_text("utf-8").replace("B,", "D,"), "utf-8")
@@ -254,7 +264,7 @@ def test_resume_after_a_kill_loses_and_duplicates_nothing(tmp_path):
     assert "already scored" in resumed.stdout
     a, b = read_output(tmp_path / "reference.csv"), read_output(output)
     assert len(b) == 400 and b["id"].is_unique
-    assert a.equals(b)
+    assert_same_scores(a, b)
 
 
 def test_workers_give_the_same_result(tmp_path):
@@ -262,7 +272,7 @@ def test_workers_give_the_same_result(tmp_path):
     options = dict(text_column="body", id_column="ticket_id", time_column="created_at", chunk_size=10)
     score_file(source, tmp_path / "one.csv", workers=1, **options)
     score_file(source, tmp_path / "two.csv", workers=2, **options)
-    assert read_output(tmp_path / "one.csv").equals(read_output(tmp_path / "two.csv"))
+    assert_same_scores(read_output(tmp_path / "one.csv"), read_output(tmp_path / "two.csv"))
 
 
 def test_report_renders_in_a_real_browser(tmp_path):

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .heads import CalibratedLinearHead
 
 BUNDLE_FORMAT = "kefu-triage-bundle"
-BUNDLE_FORMAT_VERSION = 2  # 2: serving.npz added, featurizer keeps vocabularies as arrays
+BUNDLE_FORMAT_VERSION = 3  # 2: serving.npz added, vocabularies as arrays; 3: heads may carry a neighbour vote
+OLDEST_READABLE_FORMAT = 2  # a version 2 bundle is a version 3 one without votes
 MANIFEST = "manifest.json"
 FEATURIZER_FILE = "featurizer.skops"
 SERVING = "serving"  # the serving file's name in the manifest's file list
@@ -43,7 +44,7 @@ DISTRIBUTION = "kefu-triage"
 # The only types beyond skops' own safe defaults (scikit-learn estimators, numpy, scipy) that a
 # bundle may contain. Exact names: a prefix such as "builtins." would admit eval.
 _TRUSTED_TYPES = frozenset(
-    {"triage.features.TextFeaturizer", "triage.heads.CalibratedLinearHead"}
+    {"triage.features.TextFeaturizer", "triage.heads.CalibratedLinearHead", "triage.serving.NeighbourVote"}
 )
 _VERSIONED_PACKAGES = ("scikit-learn", "numpy", "scipy", "skops", "jieba")
 
@@ -167,7 +168,7 @@ def read_manifest(directory: str | os.PathLike) -> dict:
             f"{path} uses bundle format {manifest['format_version']}, newer than this library "
             f"reads ({BUNDLE_FORMAT_VERSION}); upgrade {DISTRIBUTION}"
         )
-    if manifest["format_version"] < BUNDLE_FORMAT_VERSION:
+    if manifest["format_version"] < OLDEST_READABLE_FORMAT:
         raise BundleError(
             f"{path} uses bundle format {manifest['format_version']}, written by an earlier {DISTRIBUTION}; "
             f"retrain it with `triage train` (its manifest lists the settings and data hash to reuse)"

@@ -88,6 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = read_labeled(args.data, args.text_column, args.label_column, head=args.head)
     err_console.print(f"read {len(data.texts)} rows from {args.data}; training {args.head} head ({args.encoder})")
     params = {"C": args.C, "calibration_folds": args.calibration_folds}
+    if args.neighbours:
+        params.update(neighbours=args.neighbours, neighbour_weight=args.neighbour_weight)
     if args.class_weight != "none":
         params["class_weight"] = args.class_weight
     started = time.perf_counter()
@@ -114,6 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     cal = bundle.manifest["heads"][args.head]["calibration"]
     cv = f", cross-validated accuracy {cal['cv_accuracy']:.4f}" if cal else ""
+    if "cv_accuracy_with_vote" in cal:
+        cv += f" ({cal['cv_accuracy_with_vote']:.4f} with the neighbour vote)"
     console.print(f"saved {args.out} ({len(bundle.heads[args.head].classes_)} labels, {seconds:.1f} s{cv})")
     return 0
 
@@ -514,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none")
     p.add_argument("--calibration-folds", type=int, default=5)
+    p.add_argument("--neighbours", type=int, default=0, metavar="K",
+                   help="blend in a vote of the K training messages nearest in embedding space (0: off)")
+    p.add_argument("--neighbour-weight", type=float, default=0.3, help="the vote's share of the probabilities")
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.set_defaults(func=cmd_train)
 

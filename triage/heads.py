@@ -8,6 +8,7 @@ registered by name, so a config string (``"linear-svm"``, ``"logreg"``) picks on
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from scipy import sparse
@@ -19,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from .serving import ServingHead, softmax, two_columns
+from .serving import NeighbourVote, ServingHead, softmax, two_columns, unit_rows
 
 HEADS: dict[str, Callable[..., "CalibratedLinearHead"]] = {}
 
@@ -71,12 +72,25 @@ def expected_calibration_error(proba: np.ndarray, y_index: np.ndarray, bins: int
     return float(ece)
 
 
+def fit_neighbour_vote(
+    embeddings: np.ndarray, y_index: np.ndarray, *, k: int, dims: int, temperature: float, weight: float
+) -> NeighbourVote:
+    """A :class:`~triage.serving.NeighbourVote` remembering `embeddings` (one row per training
+    message) with their class indices `y_index`, projected onto their `dims` principal axes."""
+    vectors = unit_rows(embeddings)
+    _, _, axes = np.linalg.svd(vectors - vectors.mean(axis=0), full_matrices=False)
+    projection = np.ascontiguousarray(axes[: min(dims, len(axes))].T, dtype=np.float32)
+    return NeighbourVote(projection=projection, memory=unit_rows(vectors @ projection).astype(np.float16),
+                         labels=np.asarray(y_index, dtype=np.intp), k=k, temperature=temperature, weight=weight)
+
+
 class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
-    """A linear classifier whose scores are turned into calibrated probabilities.
+    """A linear classifier whose scores are turned into calibrated probabilities, optionally
+    blended with a vote of the nearest training messages.
 
     The estimator is trained on all data; a temperature for its scores is fitted on
     out-of-fold scores from `calibration_folds` cross-validation, so probabilities reflect
-    accuracy on unseen text.
+    accuracy on unseen text. The same folds measure the blend with the vote (``calibration_``).
 
     Parameters
     ----------
@@ -90,6 +104,15 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         Folds for the out-of-fold scores; 0 disables calibration (temperature 1).
     max_iter : int
         Solver iteration cap.
+    neighbours : int
+        Training messages in the vote (:class:`~triage.serving.NeighbourVote`); 0 disables it.
+        With a vote, :meth:`fit` and :meth:`predict_proba` need the messages' sentence embeddings.
+    neighbour_dims : int
+        Principal axes the embeddings are projected onto before neighbours are searched.
+    neighbour_temperature : float
+        Cosine units; see :class:`~triage.serving.NeighbourVote`.
+    neighbour_weight : float
+        The vote's share of the blended probabilities, in [0, 1].
     """
 
     def __init__(
@@ -100,12 +123,20 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         class_weight: str | None = None,
         calibration_folds: int = 5,
         max_iter: int = 5000,
+        neighbours: int = 0,
+        neighbour_dims: int = 128,
+        neighbour_temperature: float = 0.03,
+        neighbour_weight: float = 0.3,
     ) -> None:
         self.model = model
         self.C = C
         self.class_weight = class_weight
         self.calibration_folds = calibration_folds
         self.max_iter = max_iter
+        self.neighbours = neighbours
+        self.neighbour_dims = neighbour_dims
+        self.neighbour_temperature = neighbour_temperature
+        self.neighbour_weight = neighbour_weight
 
     def _estimator(self):
         if self.model == "linear-svm":
@@ -116,17 +147,54 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             )
         raise ValueError(f"unknown model {self.model!r}; use 'linear-svm' or 'logreg'")
 
-    def fit(self, X, y) -> "CalibratedLinearHead":
+    def check_params(self) -> "CalibratedLinearHead":
+        """Refuse hyperparameters out of range, before any slow work; returns self."""
+        problems = [f"{name}={value!r} ({rule})" for name, value, ok, rule in (
+            ("C", self.C, isinstance(self.C, (int, float)) and self.C > 0, "> 0"),
+            ("neighbours", self.neighbours, isinstance(self.neighbours, int) and self.neighbours >= 0, "an integer >= 0"),
+            ("neighbour_dims", self.neighbour_dims, isinstance(self.neighbour_dims, int) and self.neighbour_dims >= 1,
+             "an integer >= 1"),
+            ("neighbour_temperature", self.neighbour_temperature,
+             isinstance(self.neighbour_temperature, (int, float)) and self.neighbour_temperature > 0, "> 0"),
+            ("neighbour_weight", self.neighbour_weight,
+             isinstance(self.neighbour_weight, (int, float)) and 0 <= self.neighbour_weight <= 1, "in [0, 1]"),
+        ) if not ok]
+        if problems:
+            raise ValueError(f"bad head hyperparameters: {', '.join(problems)}")
+        return self
+
+    def _vote(self, embeddings, y_index) -> NeighbourVote:
+        return fit_neighbour_vote(embeddings, y_index, k=self.neighbours, dims=self.neighbour_dims,
+                                  temperature=self.neighbour_temperature, weight=self.neighbour_weight)
+
+    def _checked_embeddings(self, embeddings, n_rows: int, method: str) -> np.ndarray | None:
+        if not self.neighbours:
+            return None
+        if embeddings is None:
+            raise ValueError(f"this head blends a vote of {self.neighbours} neighbours: pass the messages' sentence "
+                             f"embeddings, {method}(X, embeddings=...), or set neighbours=0")
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or len(embeddings) != n_rows or not np.isfinite(embeddings).all():
+            raise ValueError(f"embeddings must be finite, shape ({n_rows}, dim) for {n_rows} rows of X; "
+                             f"got shape {embeddings.shape}")
+        return embeddings
+
+    def fit(self, X, y, *, embeddings=None) -> "CalibratedLinearHead":
+        """Learn from feature rows `X` and labels `y`; `embeddings` (one sentence embedding per
+        row) are needed only for the neighbour vote."""
+        self.check_params()
         y = np.asarray(y, dtype=object)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"a head needs at least two labels to learn from, got {list(self.classes_)}"
             )
+        embeddings = self._checked_embeddings(embeddings, len(y), "fit")
         y_index = np.searchsorted(self.classes_, y)
         self.estimator_ = self._estimator().fit(X, y)
         # float32 weights halve the bundle; scores change by ~1e-7, far below any threshold.
         self.estimator_.coef_ = self.estimator_.coef_.astype(np.float32)
+        self.vote_ = None if embeddings is None else self._vote(embeddings, y_index)
         self.temperature_ = 1.0
         self.calibration_ = {}
         smallest = int(np.bincount(y_index).min())
@@ -148,6 +216,20 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
                 "ece_before": round(before, 4),
                 "ece_after": round(expected_calibration_error(proba, y_index), 4),
             }
+            if embeddings is not None:
+                votes = np.zeros_like(proba)
+                for train, test in cv.split(X, y):
+                    votes[test] = self._vote(embeddings[train], y_index[train]).proba(embeddings[test], proba.shape[1])
+                blended = (1.0 - self.neighbour_weight) * proba + self.neighbour_weight * votes
+                with np.errstate(divide="ignore"):
+                    blend_temperature = fit_temperature(np.maximum(np.log(blended), -1e4), y_index)
+                self.vote_ = replace(self.vote_, blend_temperature=blend_temperature)
+                blended = self.vote_.recalibrate(blended)
+                self.calibration_.update({
+                    "cv_accuracy_with_vote": round(float((blended.argmax(1) == y_index).mean()), 4),
+                    "blend_temperature": round(blend_temperature, 4),
+                    "ece_with_vote": round(expected_calibration_error(blended, y_index), 4),
+                })
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -167,19 +249,22 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         scores = np.asarray(X @ coef.T) + self.estimator_.intercept_
         return two_columns(scores[:, 0] if coef.shape[0] == 1 else scores)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1."""
-        return softmax(self.decision_function(X) / self.temperature_)
+    def predict_proba(self, X, *, embeddings=None) -> np.ndarray:
+        """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1
+        (blended with the neighbour vote, which needs `embeddings`, when the head has one)."""
+        proba = softmax(self.decision_function(X) / self.temperature_)
+        embeddings = self._checked_embeddings(embeddings, proba.shape[0], "predict_proba")
+        return proba if embeddings is None else self.vote_.blend(proba, embeddings)
 
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+    def predict(self, X, *, embeddings=None) -> np.ndarray:
+        return self.classes_[self.predict_proba(X, embeddings=embeddings).argmax(axis=1)]
 
     def serving(self) -> ServingHead:
         """The fitted head as the runtime uses it."""
         check_is_fitted(self, "estimator_")
         return ServingHead(classes=self.classes_, coef=np.asarray(self.estimator_.coef_, dtype=np.float32),
                            intercept=np.asarray(self.estimator_.intercept_, dtype=np.float64),
-                           temperature=float(self.temperature_))
+                           temperature=float(self.temperature_), vote=getattr(self, "vote_", None))
 
 
 register_head("linear-svm")(lambda **p: CalibratedLinearHead(model="linear-svm", **p))

@@ -93,6 +93,7 @@ class NgramTfidf:
         self.terms = list(terms)
         self.idf = idf
         self.index = {term: j for j, term in enumerate(self.terms)}
+        self._slices: dict[int, list[slice]] = {}
 
     def __len__(self) -> int:
         return len(self.terms)
@@ -104,16 +105,29 @@ class NgramTfidf:
         if self.analyzer == "char_wb":
             for word in text.split():
                 padded = f" {word} "
-                for n in range(low, high + 1):
-                    if len(padded) <= n:  # a short word counts once, not once per n
-                        grams.append(padded)
-                        break
-                    grams += [padded[i : i + n] for i in range(len(padded) - n + 1)]
+                grams += map(padded.__getitem__, self._char_slices(len(padded)))
             return grams
         tokens = tokenize(text)
         for n in range(low, min(high, len(tokens)) + 1):
             grams.extend(tokens if n == 1 else (" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
         return grams
+
+    def _char_slices(self, length: int) -> list[slice]:
+        """The n-gram slices of a padded word of `length` characters (shared by words of up to
+        64 characters: one C-level map per word instead of a comprehension per n)."""
+        cached = self._slices.get(length)
+        if cached is not None:
+            return cached
+        low, high = self.ngram_range
+        slices = []
+        for n in range(low, high + 1):
+            if length <= n:  # a short word counts once, not once per n
+                slices.append(slice(0, length))
+                break
+            slices += [slice(i, i + n) for i in range(length - n + 1)]
+        if length <= 64:
+            self._slices[length] = slices
+        return slices
 
     def counts(self, text: str) -> tuple[list[int], list[int]]:
         """Column ids of the in-vocabulary n-grams of `text` and how often each occurs."""
@@ -135,6 +149,7 @@ class FeatureRows:
     data: np.ndarray
     dense: np.ndarray
     n_sparse: int
+    n_embedding: int = 0
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -142,6 +157,11 @@ class FeatureRows:
     @property
     def shape(self) -> tuple[int, int]:
         return len(self), self.n_sparse + self.dense.shape[1]
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """The sentence-embedding columns (the first dense ones), shape ``(n, n_embedding)``."""
+        return self.dense[:, : self.n_embedding]
 
     def matmul(self, weights: np.ndarray) -> np.ndarray:
         """``rows @ weights`` for `weights` of shape ``(n_features, k)``; shape ``(n, k)``."""
@@ -222,7 +242,7 @@ class ServingFeaturizer:
             dense.append(self._meta(docs, entities) * np.float32(self.meta_weight))
         return FeatureRows(indptr=ends[::2], indices=indices, data=data,
                            dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
-                           n_sparse=len(self.char) + len(self.word))
+                           n_sparse=len(self.char) + len(self.word), n_embedding=self.embedding_dim)
 
     def _embed(self, docs: list[PreparedText]) -> np.ndarray:
         emb = get_encoder(self.encoder).encode([d.normalized for d in docs])
@@ -255,9 +275,135 @@ class ServingFeaturizer:
         return self._names
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """`vectors` (2-D) with each row scaled to length 1, float32; all-zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, np.float32(1))
+
+
+@dataclass(frozen=True, eq=False)
+class NeighbourVote:
+    """A vote of the `k` training messages closest to a message in sentence-embedding space,
+    blended into a head's probabilities as ``(1 - weight) * head + weight * vote``.
+
+    A linear head weighs features one by one; the vote recalls whole phrasings it was taught,
+    which helps most on wordings the head's features only half cover (docs/benchmarks.md).
+    Neighbours are found by cosine similarity after projecting the embeddings onto their main
+    axes; each casts ``exp((cos - best_cos) / temperature)`` for its label.
+
+    Parameters
+    ----------
+    projection : numpy.ndarray
+        Float32, shape ``(embedding_dim, dims)``: the embedding's principal axes on the training set.
+    memory : numpy.ndarray
+        Float16 (half the bundle's size; scored in float32), shape ``(n_messages, dims)``: each
+        training message's projected embedding, unit length.
+    labels : numpy.ndarray
+        Shape ``(n_messages,)``: each training message's class index into the head's classes.
+    k : int
+        Neighbours per message (fewer if the memory is smaller).
+    temperature : float
+        Cosine units: a neighbour 0.03 less similar than the best counts 1/e as much (at 0.03).
+    weight : float
+        The vote's share of the blended probabilities, in [0, 1].
+    blend_temperature : float
+        The blend is recalibrated as ``softmax(log(blend) / blend_temperature)``, a temperature
+        fitted on out-of-fold blends (the argmax is unchanged).
+    """
+
+    projection: np.ndarray
+    memory: np.ndarray
+    labels: np.ndarray
+    k: int = 5
+    temperature: float = 0.03
+    weight: float = 0.3
+    blend_temperature: float = 1.0
+
+    _BLOCK = 64  # neighbours are searched block by block: see proba()
+
+    def __post_init__(self) -> None:
+        if self.projection.ndim != 2 or self.memory.ndim != 2 or self.memory.shape[1] != self.projection.shape[1]:
+            raise ValueError(f"vote projection {self.projection.shape} and memory {self.memory.shape} do not fit: "
+                             f"expected (embedding_dim, dims) and (n_messages, dims)")
+        if self.memory.dtype != np.float16:
+            raise ValueError(f"vote memory must be float16, got {self.memory.dtype}")
+        if self.labels.shape != (len(self.memory),) or not len(self.memory):
+            raise ValueError(f"vote has {len(self.memory)} memory rows and labels of shape {self.labels.shape}")
+        if not (self.k >= 1 and self.temperature > 0 and 0.0 <= self.weight <= 1.0 and self.blend_temperature > 0):
+            raise ValueError(f"vote needs k >= 1, temperatures > 0 and weight in [0, 1]; got k={self.k}, "
+                             f"temperature={self.temperature}, weight={self.weight}, "
+                             f"blend_temperature={self.blend_temperature}")
+        # Searched in blocks of _BLOCK rows (see neighbours()), padded to whole blocks. Stored
+        # interleaved, column j * n_blocks + b holding row j of block b, so that block maxima are
+        # an elementwise maximum over contiguous rows (twice as fast as reducing short runs).
+        n, dims = self.memory.shape
+        n_blocks = -(-n // self._BLOCK)
+        padded = np.zeros((n_blocks * self._BLOCK, dims), dtype=np.float32)
+        padded[:n] = self.memory
+        order = np.arange(len(padded)).reshape(n_blocks, self._BLOCK).T.ravel()  # memory row of each column
+        object.__setattr__(self, "_columns", np.ascontiguousarray(padded[order].T))
+        object.__setattr__(self, "_column_rows", order)
+        object.__setattr__(self, "_padding", np.flatnonzero(order >= n))
+        object.__setattr__(self, "_projection", np.asarray(self.projection, dtype=np.float32))
+
+    def __getstate__(self) -> dict:  # the float32 copies are rebuilt on load
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    @property
+    def dim(self) -> int:
+        return self.projection.shape[0]
+
+    def neighbours(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Memory rows of each message's nearest training messages and their cosine similarity,
+        both shape ``(n, min(k, n_messages))``, most similar first."""
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings have shape {embeddings.shape}; this vote needs (n, {self.dim})")
+        n, k = len(embeddings), min(self.k, len(self.memory))
+        n_blocks = self._columns.shape[1] // self._BLOCK
+        sims = unit_rows(embeddings @ self._projection) @ self._columns
+        sims[:, self._padding] = -np.inf  # a padding row is never a neighbour
+        # Exact top k without sorting every row: the k blocks with the highest maxima hold the k
+        # best rows (any row better than the k-th best block maximum lies in one of those blocks).
+        block_max = sims.reshape(n, self._BLOCK, n_blocks).max(axis=1)
+        if n_blocks > k:
+            blocks = np.argpartition(-block_max, k - 1, axis=1)[:, :k]
+        else:
+            blocks = np.broadcast_to(np.arange(n_blocks), (n, n_blocks))
+        columns = (blocks[:, :, None] + np.arange(self._BLOCK) * n_blocks).reshape(n, -1)
+        candidates = np.take_along_axis(sims, columns, axis=1)
+        top = np.argpartition(-candidates, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(candidates, top, axis=1), axis=1), axis=1)
+        return self._column_rows[np.take_along_axis(columns, top, axis=1)], np.take_along_axis(candidates, top, axis=1)
+
+    def proba(self, embeddings: np.ndarray, n_classes: int) -> np.ndarray:
+        """The vote alone, shape ``(n, n_classes)``, rows summing to 1."""
+        rows, sims = self.neighbours(embeddings)
+        votes = np.exp((sims - sims[:, :1]) / self.temperature)
+        flat = (np.arange(len(rows))[:, None] * n_classes + self.labels[rows]).ravel()
+        out = np.bincount(flat, weights=votes.ravel(), minlength=len(rows) * n_classes).reshape(len(rows), n_classes)
+        return out / out.sum(axis=1, keepdims=True)
+
+    def blend(self, proba: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """`proba` (a head's, shape ``(n, n_classes)``) blended with the vote and recalibrated."""
+        return self.recalibrate((1.0 - self.weight) * proba + self.weight * self.proba(embeddings, proba.shape[1]))
+
+    def recalibrate(self, blend: np.ndarray) -> np.ndarray:
+        """``softmax(log(blend) / blend_temperature)``; a zero probability stays zero."""
+        if self.blend_temperature == 1.0:
+            return blend
+        with np.errstate(divide="ignore"):
+            return softmax(np.log(blend) / self.blend_temperature)
+
+
 @dataclass(frozen=True, eq=False)
 class ServingHead:
-    """One head's learned arrays: ``softmax((rows @ coef.T + intercept) / temperature)``.
+    """One head's learned arrays: ``softmax((rows @ coef.T + intercept) / temperature)``,
+    blended with a :class:`NeighbourVote` when the head has one.
 
     `coef` has shape ``(n_classes, n_features)``, or ``(1, n_features)`` for two classes (the
     positive class's score, as scikit-learn's binary linear models give it).
@@ -267,6 +413,7 @@ class ServingHead:
     coef: np.ndarray
     intercept: np.ndarray
     temperature: float = 1.0
+    vote: NeighbourVote | None = None
 
     def __post_init__(self) -> None:
         # Feature-major, so a batch's features gather contiguous rows.
@@ -279,7 +426,8 @@ class ServingHead:
 
     def predict_proba(self, rows: FeatureRows) -> np.ndarray:
         """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1."""
-        return softmax(self.decision_function(rows) / self.temperature)
+        proba = softmax(self.decision_function(rows) / self.temperature)
+        return proba if self.vote is None else self.vote.blend(proba, rows.embeddings)
 
     def class_weights(self) -> np.ndarray:
         """Weights per class, shape ``(n_classes, n_features)``, for explanations."""
@@ -317,7 +465,11 @@ class ServingModel(ModelParts):
         config = {"encoder": f.encoder, "char_ngram_range": f.char.ngram_range,
                   "word_ngram_range": f.word.ngram_range, "embedding_dim": f.embedding_dim,
                   "embedding_weight": f.embedding_weight, "meta_weight": f.meta_weight,
-                  "heads": {name: {"temperature": h.temperature} for name, h in self.heads.items()}}
+                  "heads": {name: {"temperature": h.temperature,
+                                   **({"vote": {"k": h.vote.k, "temperature": h.vote.temperature,
+                                                "weight": h.vote.weight,
+                                                "blend_temperature": h.vote.blend_temperature}} if h.vote else {})}
+                            for name, h in self.heads.items()}}
         arrays = {"config": _encode_strings([json.dumps(config)]),
                   "char.terms": _encode_strings(f.char.terms), "char.idf": f.char.idf,
                   "word.terms": _encode_strings(f.word.terms), "word.idf": f.word.idf}
@@ -325,6 +477,10 @@ class ServingModel(ModelParts):
             arrays[f"{name}.classes"] = _encode_strings([str(c) for c in head.classes])
             arrays[f"{name}.coef"] = head.coef
             arrays[f"{name}.intercept"] = head.intercept
+            if head.vote is not None:
+                arrays[f"{name}.vote.projection"] = head.vote.projection
+                arrays[f"{name}.vote.memory"] = head.vote.memory
+                arrays[f"{name}.vote.labels"] = head.vote.labels
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **arrays)
 
@@ -346,7 +502,8 @@ class ServingModel(ModelParts):
             )
             heads = {name: ServingHead(classes=np.asarray(_decode_strings(arrays[f"{name}.classes"]), dtype=object),
                                        coef=arrays[f"{name}.coef"], intercept=arrays[f"{name}.intercept"],
-                                       temperature=float(spec["temperature"]))
+                                       temperature=float(spec["temperature"]),
+                                       vote=_load_vote(arrays, name, spec["vote"]) if "vote" in spec else None)
                      for name, spec in config["heads"].items()}
         except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path} is not a readable serving file: {exc!r}") from None
@@ -359,7 +516,19 @@ class ServingModel(ModelParts):
                     f"for {len(head.classes)} classes and {featurizer.n_features} features; expected "
                     f"({rows}, {featurizer.n_features}) and ({rows},). Save the bundle again with save_bundle"
                 )
+            if head.vote is not None and (head.vote.dim != featurizer.embedding_dim
+                                          or not 0 <= head.vote.labels.min() <= head.vote.labels.max() < len(head.classes)):
+                raise ValueError(f"{path}: head {name!r} has a neighbour vote for {head.vote.dim}-d embeddings and "
+                                 f"labels {head.vote.labels.min()}..{head.vote.labels.max()}; this featurizer gives "
+                                 f"{featurizer.embedding_dim}-d embeddings and the head has {len(head.classes)} labels")
         return cls(featurizer=featurizer, heads=heads, manifest=dict(manifest or {}))
+
+
+def _load_vote(arrays: dict[str, np.ndarray], head: str, spec: dict) -> NeighbourVote:
+    return NeighbourVote(projection=arrays[f"{head}.vote.projection"].astype(np.float32),
+                         memory=arrays[f"{head}.vote.memory"], labels=arrays[f"{head}.vote.labels"].astype(np.intp),
+                         k=int(spec["k"]), temperature=float(spec["temperature"]), weight=float(spec["weight"]),
+                         blend_temperature=float(spec["blend_temperature"]))
 
 
 def _encode_strings(strings: Sequence[str]) -> np.ndarray:

@@ -63,7 +63,9 @@ def train_bundle(
     """
     if not labels:
         raise ValueError("labels is empty; give at least one head, e.g. {'intent': [...]}")
-    make_head(head)  # an unknown head name fails here, before the slow part
+    for params in (head_params or {}).values():  # an unknown head or bad setting fails here, before the slow part
+        make_head(head, **params).check_params()
+    make_head(head)
     unknown_heads = set(labels) - set(HEADS)
     if unknown_heads:
         raise ValueError(f"unknown heads {sorted(unknown_heads)}; heads are {HEADS}")
@@ -96,13 +98,18 @@ def train_bundle(
         except TextInputError:
             raise TextInputError(f"texts[{i}]: {text_problem(text)}") from None
     featurizer = TextFeaturizer(encoder=encoder, **(featurizer_params or {})).fit(docs)
-    X = featurizer.transform(docs)
+    features = featurizer.serving().featurize(docs)
+    X = features.to_csr()
     heads, head_manifest = {}, {}
     head_params = head_params or {}
     for name, values in labels.items():
         rows = [i for i, v in enumerate(values) if v is not None]
         y = [values[i] for i in rows]
-        model = make_head(head, **head_params.get(name, {})).fit(X[rows], y)
+        params = head_params.get(name, {})
+        if params.get("neighbours") and not features.n_embedding:
+            raise ValueError(f"head_params[{name!r}] asks for a neighbour vote, which needs sentence embeddings; "
+                             f"encoder {encoder!r} gives none: choose another encoder or set neighbours=0")
+        model = make_head(head, **params).fit(X[rows], y, embeddings=features.embeddings[rows])
         heads[name] = model
         head_manifest[name] = {
             "head": head,
