@@ -29,11 +29,11 @@ def brute_force(vote: NeighbourVote, embeddings: np.ndarray, k: int) -> np.ndarr
 @pytest.mark.parametrize("n_memory", [1, 3, 63, 64, 65, 200, 1000])
 def test_neighbours_are_the_exact_top_k_one_by_one_or_batched(n_memory):
     rng = np.random.default_rng(n_memory)
-    memory, queries = rng.normal(size=(n_memory, 24)), rng.normal(size=(40, 24)).astype(np.float32)
+    memory, queries = rng.normal(size=(n_memory, 24)), rng.normal(size=(300, 24)).astype(np.float32)
     vote = fit_neighbour_vote(memory, rng.integers(0, 4, n_memory), k=5, dims=16, temperature=0.05, weight=0.3)
     rows, sims = vote.neighbours(queries)
     k = min(5, n_memory)
-    assert rows.shape == sims.shape == (40, k)
+    assert rows.shape == sims.shape == (300, k)
     np.testing.assert_allclose(sims, brute_force(vote, queries, k), atol=1e-5)
     assert (np.diff(sims, axis=1) <= 0).all(), "most similar first"
     assert ((rows >= 0) & (rows < n_memory)).all(), "padding rows are never neighbours"

@@ -36,11 +36,12 @@ def test_ngram_tfidf_reproduces_scikit_learn(analyzer, options):
     fitted = TfidfVectorizer(sublinear_tf=True, lowercase=False, dtype=np.float32, **options).fit(docs)
     terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)
     ours = NgramTfidf(analyzer, options["ngram_range"], terms, fitted.idf_)
-    for text in docs + UNSEEN + [""]:
+    texts = docs + UNSEEN + [""]
+    rows, columns = ours.occurrences(texts)
+    for i, text in enumerate(texts):
         expected = fitted.transform([text]).toarray()[0]
-        got = np.zeros_like(expected)
-        columns, counts = ours.counts(text)
-        got[columns] = (1 + np.log(np.asarray(counts, dtype=np.float32))) * ours.idf[columns]
+        counts = np.bincount(columns[rows == i], minlength=len(expected)).astype(np.float32)
+        got = np.where(counts > 0, 1 + np.log(np.maximum(counts, 1)), 0) * ours.idf
         if got.any():
             got /= np.linalg.norm(got)
         np.testing.assert_allclose(got, expected, atol=1e-6, err_msg=text)

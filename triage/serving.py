@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from array import array
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +128,19 @@ class NgramTfidf:
             self._slices[length] = slices
         return slices
 
-    def counts(self, text: str) -> tuple[list[int], list[int]]:
-        """Column ids of the in-vocabulary n-grams of `text` and how often each occurs."""
-        counted = Counter(map(self.index.get, self.ngrams(text)))
-        counted.pop(None, None)  # out of the vocabulary
-        return list(counted), list(counted.values())
+    def occurrences(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The text (index into `texts`) and column of every in-vocabulary n-gram occurrence,
+        two int64 arrays; counting them is left to numpy, once per batch."""
+        rows, columns = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for start in range(0, len(texts), 256):  # bounds the n-gram strings held at once
+            grams = [self.ngrams(text) for text in texts[start : start + 256]]
+            lengths = np.fromiter(map(len, grams), np.int64, len(grams))
+            ids = np.fromiter(map(self.index.get, chain.from_iterable(grams), repeat(-1)), np.int64,
+                              int(lengths.sum()))
+            found = ids >= 0  # -1: out of the vocabulary
+            rows.append(np.repeat(np.arange(start, start + len(grams), dtype=np.int64), lengths)[found])
+            columns.append(ids[found])
+        return np.concatenate(rows), np.concatenate(columns)
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,26 +228,24 @@ class ServingFeaturizer:
             entities = [extract_entities(doc.normalized) for doc in docs] if self.meta_weight else []
         elif len(entities) != len(docs):
             raise ValueError(f"got entities for {len(entities)} texts, but {len(docs)} texts")
-        columns, counts = array("q"), array("q")  # compact: a training set has millions of entries
-        segment_ends = [0]  # a segment is one block of one row: row 0 char, row 0 word, row 1 char...
-        for doc in docs:
-            simplified = doc.simplified.lower()
-            for block in (self.char, self.word):
-                cols, cnts = block.counts(simplified)
-                columns.extend(cols)
-                counts.extend(cnts)
-                segment_ends.append(len(columns))
-        ends = np.asarray(segment_ends, dtype=np.int64)
-        indices = np.frombuffer(columns, dtype=np.int64).astype(np.int32)
-        indices += np.repeat(np.tile(np.int32([0, len(self.char)]), len(docs)), np.diff(ends))  # word block after char
+        # One sorted key per (row, column) with its count: rows in order, char columns before word ones.
+        n_char, n_sparse = len(self.char), len(self.char) + len(self.word)
+        lowered = [doc.simplified.lower() for doc in docs]
+        keys = []
+        for offset, block in ((0, self.char), (n_char, self.word)):
+            rows, columns = block.occurrences(lowered)
+            keys.append(rows * n_sparse + (columns + offset))
+        keys, counts = np.unique(np.concatenate(keys), return_counts=True)
+        rows, indices = np.divmod(keys, n_sparse)
         idf = np.concatenate([self.char.idf, self.word.idf])
-        data = (1.0 + np.log(np.frombuffer(counts, dtype=np.int64).astype(np.float32))) * idf[indices]
-        norms = np.sqrt(segment_sums(data.astype(np.float64) ** 2, ends))
-        data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(ends)).astype(np.float32)
+        data = (1.0 + np.log(counts.astype(np.float32))) * idf[indices]
+        segments = rows * 2 + (indices >= n_char)  # each block of each row is L2-normalised on its own
+        norms = np.sqrt(np.bincount(segments, weights=data.astype(np.float64) ** 2, minlength=2 * len(docs)))
+        data /= np.where(norms > 0, norms, 1.0)[segments].astype(np.float32)
         dense = [self._embed(docs)] if self.embedding_dim else []
         if self.meta_weight:
             dense.append(self._meta(docs, entities) * np.float32(self.meta_weight))
-        return FeatureRows(indptr=ends[::2], indices=indices, data=data,
+        return FeatureRows(indptr=np.searchsorted(rows, np.arange(len(docs) + 1)), indices=indices.astype(np.int32), data=data,
                            dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
                            n_sparse=len(self.char) + len(self.word), n_embedding=self.embedding_dim)
 
@@ -320,7 +325,8 @@ class NeighbourVote:
     weight: float = 0.3
     blend_temperature: float = 1.0
 
-    _BLOCK = 64  # neighbours are searched block by block: see proba()
+    _BLOCK = 64  # neighbours are searched block by block: see neighbours()
+    _CHUNK = 128
 
     def __post_init__(self) -> None:
         if self.projection.ndim != 2 or self.memory.ndim != 2 or self.memory.shape[1] != self.projection.shape[1]:
@@ -363,6 +369,9 @@ class NeighbourVote:
         both shape ``(n, min(k, n_messages))``, most similar first."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise ValueError(f"embeddings have shape {embeddings.shape}; this vote needs (n, {self.dim})")
+        if len(embeddings) > self._CHUNK:  # bounds the similarity matrix at 128 rows (6 MB here)
+            parts = [self.neighbours(embeddings[i : i + self._CHUNK]) for i in range(0, len(embeddings), self._CHUNK)]
+            return np.vstack([rows for rows, _ in parts]), np.vstack([sims for _, sims in parts])
         n, k = len(embeddings), min(self.k, len(self.memory))
         n_blocks = self._columns.shape[1] // self._BLOCK
         sims = unit_rows(embeddings @ self._projection) @ self._columns
