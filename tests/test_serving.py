@@ -13,7 +13,7 @@ from retrieval.text import prepare, tokenize
 from triage import Triage
 from triage.bundle import BundleError, load_serving, save_bundle
 from triage.features import TextFeaturizer
-from triage.serving import NgramTfidf, ServingModel
+from triage.serving import HeadSet, NgramTfidf, ServingModel
 from triage.training import train_bundle
 
 CORPUS = [
@@ -151,3 +151,12 @@ def test_changed_parameters_take_effect_without_refitting():
     before = featurizer.transform(["订单"]).toarray()
     after = featurizer.set_params(meta_weight=1.0).transform(["订单"]).toarray()
     assert after[0, -1] == pytest.approx(2 * before[0, -1])
+
+
+def test_head_set_scores_every_head_as_it_scores_alone(default_triage):
+    model = default_triage.bundle
+    rows = model.featurizer.featurize(UNSEEN + CORPUS)
+    together = HeadSet(model.heads).predict_proba(rows)
+    assert list(together) == list(model.heads)
+    for name, head in model.heads.items():
+        np.testing.assert_array_equal(together[name], head.predict_proba(rows))  # to the bit

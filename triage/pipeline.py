@@ -28,7 +28,7 @@ from retrieval.text import warm_up as load_text_resources
 from .bundle import MANIFEST, Bundle, load_serving
 from .drafting import Draft, Drafter, Generator, make_generator
 from .entities import extract_entities
-from .serving import EMBEDDING_FEATURE, FeatureRows, ServingFeaturizer, ServingHead, ServingModel
+from .serving import EMBEDDING_FEATURE, FeatureRows, HeadSet, ServingFeaturizer, ServingHead, ServingModel
 from .results import (
     AssistResult,
     Contribution,
@@ -140,7 +140,7 @@ class AbstainPolicy:
 @dataclass
 class _HeadGroup:
     featurizer: ServingFeaturizer
-    heads: dict[str, ServingHead]
+    head_set: HeadSet
 
 
 class Triage:
@@ -235,13 +235,14 @@ class Triage:
         else:
             bundle = load_serving(self.model if self.model is not None else default_bundle_path())
         self.bundle = bundle
-        groups = [_HeadGroup(bundle.featurizer, dict(bundle.heads))]
+        groups = [_HeadGroup(bundle.featurizer, HeadSet(bundle.heads))]
         missing = [h for h in HEADS if h not in bundle.heads]
         if missing:
             default = load_serving(default_bundle_path())
-            groups.append(_HeadGroup(default.featurizer, {h: default.heads[h] for h in missing}))
+            groups.append(_HeadGroup(default.featurizer, HeadSet({h: default.heads[h] for h in missing})))
         self.abstain = self._abstain or AbstainPolicy.from_dict(bundle.manifest.get("abstain"))
-        self.abstain.check_labels(next(g.heads["intent"] for g in groups if "intent" in g.heads).classes.tolist())
+        self.abstain.check_labels(next(g.head_set.heads["intent"] for g in groups if "intent" in g.head_set.heads)
+                                  .classes.tolist())
         self.categories = {**INTENT_CATEGORIES, **bundle.manifest.get("categories", {})}
         # The encoder's weight files are read and inflated outside the GIL, so they load while this
         # thread builds the jieba and OpenCC tables (about 0.3 s less on 2 cores).
@@ -443,8 +444,8 @@ class Triage:
         entities = [extract_entities(doc.normalized) for doc in docs]
         for group in self._groups:
             rows = group.featurizer.featurize(docs, entities)
-            for name, head in group.heads.items():
-                proba[name] = head.predict_proba(rows)
+            proba.update(group.head_set.predict_proba(rows))
+            for name, head in group.head_set.heads.items():
                 classes[name] = head.classes
                 if explain:
                     explanations[name] = self._explain(group, head, rows, proba[name].argmax(axis=1))
