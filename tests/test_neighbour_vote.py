@@ -11,14 +11,8 @@ from triage.heads import CalibratedLinearHead, fit_neighbour_vote
 from triage.serving import NeighbourVote, ServingModel, unit_rows
 from triage.training import train_bundle
 
-from conftest import run_cli
-
-TEXTS = [
-    "where is my parcel", "has my order shipped yet", "tracking number please", "订单发货了吗", "我的快递到哪了",
-    "give me my money back", "refund my money please", "退款什么时候到账", "钱怎么还没退回来", "how long does a refund take",
-    "do you have this in red", "is this waterproof", "这款有黑色吗", "尺码偏大吗", "what size should I get",
-]
-INTENTS = ["order_status"] * 5 + ["refund"] * 5 + ["product_inquiry"] * 5
+from tests.conftest import run_cli
+from tests.test_bundle import INTENTS, TEXTS
 
 
 def brute_force(vote: NeighbourVote, embeddings: np.ndarray, k: int) -> np.ndarray:
@@ -92,7 +86,8 @@ def test_head_blends_the_vote_and_measures_it_on_the_calibration_folds(blobs):
     assert not np.allclose(proba, alone.predict_proba(X))
     np.testing.assert_array_equal(head.predict(X, embeddings=embeddings), head.classes_[proba.argmax(axis=1)])
     served = head.serving()
-    assert served.vote is head.vote_ and served.vote.blend_temperature == pytest.approx(cal["blend_temperature"], abs=1e-4)
+    assert served.vote is head.vote_
+    assert served.vote.blend_temperature == pytest.approx(cal["blend_temperature"], abs=1e-4)
 
 
 def test_head_refuses_a_vote_without_embeddings_and_bad_settings(blobs):
@@ -104,8 +99,8 @@ def test_head_refuses_a_vote_without_embeddings_and_bad_settings(blobs):
         head.predict_proba(X)
     with pytest.raises(ValueError, match=r"shape \(400, dim\)"):
         CalibratedLinearHead(neighbours=5).fit(X, y, embeddings=embeddings[:10])
-    for bad, message in (({"neighbours": -1}, "neighbours=-1"), ({"neighbour_weight": 2.0}, r"neighbour_weight=2.0 \(in \[0, 1\]\)"),
-                         ({"C": 0}, r"C=0 \(> 0\)")):
+    for bad, message in (({"neighbours": -1}, "neighbours=-1"), ({"C": 0}, r"C=0 \(> 0\)"),
+                         ({"neighbour_weight": 2.0}, r"neighbour_weight=2.0 \(in \[0, 1\]\)")):
         with pytest.raises(ValueError, match=message):
             CalibratedLinearHead(**bad).fit(X, y, embeddings=embeddings)
 
@@ -127,7 +122,8 @@ def test_a_bundle_keeps_its_vote_through_both_files(voting_bundle, tmp_path):
     assert loaded.heads["intent"].vote.k == 3
     rows = served.featurizer.featurize(probe)
     expected = served.heads["intent"].predict_proba(rows)
-    np.testing.assert_allclose(loaded.heads["intent"].predict_proba(loaded.featurizer.featurize(probe)), expected, rtol=1e-5)
+    from_disk = loaded.heads["intent"].predict_proba(loaded.featurizer.featurize(probe))
+    np.testing.assert_allclose(from_disk, expected, rtol=1e-5)
     skops = load_bundle(tmp_path / "b")
     X, embeddings = rows.to_csr(), rows.embeddings
     np.testing.assert_allclose(skops.heads["intent"].predict_proba(X, embeddings=embeddings), expected, rtol=1e-5)

@@ -245,8 +245,8 @@ class ServingFeaturizer:
         dense = [self._embed(docs)] if self.embedding_dim else []
         if self.meta_weight:
             dense.append(self._meta(docs, entities) * np.float32(self.meta_weight))
-        return FeatureRows(indptr=np.searchsorted(rows, np.arange(len(docs) + 1)), indices=indices.astype(np.int32), data=data,
-                           dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
+        return FeatureRows(indptr=np.searchsorted(rows, np.arange(len(docs) + 1)), indices=indices.astype(np.int32),
+                           data=data, dense=np.hstack(dense) if dense else np.zeros((len(docs), 0), np.float32),
                            n_sparse=len(self.char) + len(self.word), n_embedding=self.embedding_dim)
 
     def _embed(self, docs: list[PreparedText]) -> np.ndarray:
@@ -554,10 +554,11 @@ class ServingModel(ModelParts):
                     f"for {len(head.classes)} classes and {featurizer.n_features} features; expected "
                     f"({rows}, {featurizer.n_features}) and ({rows},). Save the bundle again with save_bundle"
                 )
-            if head.vote is not None and (head.vote.dim != featurizer.embedding_dim
-                                          or not 0 <= head.vote.labels.min() <= head.vote.labels.max() < len(head.classes)):
-                raise ValueError(f"{path}: head {name!r} has a neighbour vote for {head.vote.dim}-d embeddings and "
-                                 f"labels {head.vote.labels.min()}..{head.vote.labels.max()}; this featurizer gives "
+            vote = head.vote
+            if vote is not None and (vote.dim != featurizer.embedding_dim
+                                     or not 0 <= vote.labels.min() <= vote.labels.max() < len(head.classes)):
+                raise ValueError(f"{path}: head {name!r} has a neighbour vote for {vote.dim}-d embeddings and "
+                                 f"labels {vote.labels.min()}..{vote.labels.max()}; this featurizer gives "
                                  f"{featurizer.embedding_dim}-d embeddings and the head has {len(head.classes)} labels")
         return cls(featurizer=featurizer, heads=heads, manifest=dict(manifest or {}))
 
