@@ -99,8 +99,8 @@ def test_head_refuses_a_vote_without_embeddings_and_bad_settings(blobs):
         head.predict_proba(X)
     with pytest.raises(ValueError, match=r"shape \(400, dim\)"):
         CalibratedLinearHead(neighbours=5).fit(X, y, embeddings=embeddings[:10])
-    for bad, message in (({"neighbours": -1}, "neighbours=-1"), ({"C": 0}, r"C=0 \(> 0\)"),
-                         ({"neighbour_weight": 2.0}, r"neighbour_weight=2.0 \(in \[0, 1\]\)")):
+    for bad, message in (({"neighbours": -1}, "neighbours=-1"), ({"C": 0}, r"C=0 \(a number > 0\)"),
+                         ({"neighbour_weight": 2.0}, r"neighbour_weight=2.0 \(a number in \[0, 1\]\)")):
         with pytest.raises(ValueError, match=message):
             CalibratedLinearHead(**bad).fit(X, y, embeddings=embeddings)
 
@@ -174,3 +174,56 @@ def test_cli_trains_with_a_vote(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "with the neighbour vote" in proc.stdout
     assert read_manifest(tmp_path / "m")["heads"]["intent"]["params"]["neighbours"] == 3
+
+
+def test_an_empty_batch_gets_empty_results(default_triage):
+    from triage.evaluation import predict_head
+
+    model = default_triage.bundle
+    vote = model.heads["intent"].vote
+    rows, sims = vote.neighbours(np.zeros((0, vote.dim), np.float32))
+    assert rows.shape == sims.shape == (0, vote.k)
+    assert model.heads["intent"].predict_proba(model.featurizer.featurize([])).shape == (0, 20)
+    labels, proba, abstained = predict_head(model, [], "intent")
+    assert labels == [] and proba.shape == (0, 20) and len(abstained) == 0
+
+
+def test_the_vote_follows_what_fit_learned_and_heads_saved_before_it_still_work(blobs, tmp_path):
+    import skops.io as sio
+
+    X, y, embeddings = blobs
+    head = CalibratedLinearHead(neighbours=5, calibration_folds=0).fit(X, y, embeddings=embeddings)
+    blended = head.predict_proba(X, embeddings=embeddings)
+    head.set_params(neighbours=0)  # takes effect at the next fit, like any hyperparameter
+    np.testing.assert_array_equal(head.predict_proba(X, embeddings=embeddings), blended)
+
+    old = CalibratedLinearHead(calibration_folds=0).fit(X, y)
+    for name in ("neighbours", "neighbour_dims", "neighbour_temperature", "neighbour_weight", "vote_"):
+        del old.__dict__[name]  # as a head saved before the vote existed
+    sio.dump(old, tmp_path / "old.skops")
+    loaded = sio.load(tmp_path / "old.skops", trusted=sio.get_untrusted_types(file=tmp_path / "old.skops"))
+    assert loaded.get_params()["neighbours"] == 0 and loaded.serving().vote is None
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+    loaded.set_params(neighbours=3)  # not fitted with a vote: scores as fitted
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
+
+
+def test_settings_may_be_numpy_numbers_but_not_booleans(blobs):
+    CalibratedLinearHead(C=np.float32(0.5), neighbours=np.int64(3), neighbour_weight=np.float32(0.3)).check_params()
+    with pytest.raises(ValueError, match=r"neighbours=True \(an integer >= 0\)"):
+        CalibratedLinearHead(neighbours=True).check_params()
+
+
+def test_heads_registered_with_a_plain_fit_still_train():
+    from triage.heads import HEADS, register_head
+
+    class PlainFit(CalibratedLinearHead):
+        def fit(self, X, y):  # the scikit-learn signature, no embeddings
+            return super().fit(X, y)
+
+    register_head("plain-fit-test")(lambda **p: PlainFit(**p))
+    try:
+        bundle = train_bundle(TEXTS, {"intent": INTENTS}, encoder="none", head="plain-fit-test")
+        assert bundle.heads["intent"].serving().vote is None
+    finally:
+        del HEADS["plain-fit-test"]

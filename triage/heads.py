@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from numbers import Integral, Real
 
 import numpy as np
 from scipy import sparse
@@ -115,6 +116,10 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         The vote's share of the blended probabilities, in [0, 1].
     """
 
+    # Defaults for heads saved before the vote existed (skops restores only the saved attributes).
+    neighbours, neighbour_dims, neighbour_temperature, neighbour_weight = 0, 128, 0.03, 0.3
+    vote_: NeighbourVote | None = None
+
     def __init__(
         self,
         *,
@@ -149,15 +154,18 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
 
     def check_params(self) -> "CalibratedLinearHead":
         """Refuse hyperparameters out of range, before any slow work; returns self."""
+        def number(value, integral: bool = False) -> bool:  # numpy scalars count, booleans do not
+            return isinstance(value, Integral if integral else Real) and not isinstance(value, (bool, np.bool_))
+
         problems = [f"{name}={value!r} ({rule})" for name, value, ok, rule in (
-            ("C", self.C, isinstance(self.C, (int, float)) and self.C > 0, "> 0"),
-            ("neighbours", self.neighbours, isinstance(self.neighbours, int) and self.neighbours >= 0, "an integer >= 0"),
-            ("neighbour_dims", self.neighbour_dims, isinstance(self.neighbour_dims, int) and self.neighbour_dims >= 1,
+            ("C", self.C, number(self.C) and self.C > 0, "a number > 0"),
+            ("neighbours", self.neighbours, number(self.neighbours, True) and self.neighbours >= 0, "an integer >= 0"),
+            ("neighbour_dims", self.neighbour_dims, number(self.neighbour_dims, True) and self.neighbour_dims >= 1,
              "an integer >= 1"),
             ("neighbour_temperature", self.neighbour_temperature,
-             isinstance(self.neighbour_temperature, (int, float)) and self.neighbour_temperature > 0, "> 0"),
+             number(self.neighbour_temperature) and self.neighbour_temperature > 0, "a number > 0"),
             ("neighbour_weight", self.neighbour_weight,
-             isinstance(self.neighbour_weight, (int, float)) and 0 <= self.neighbour_weight <= 1, "in [0, 1]"),
+             number(self.neighbour_weight) and 0 <= self.neighbour_weight <= 1, "a number in [0, 1]"),
         ) if not ok]
         if problems:
             raise ValueError(f"bad head hyperparameters: {', '.join(problems)}")
@@ -167,12 +175,14 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         return fit_neighbour_vote(embeddings, y_index, k=self.neighbours, dims=self.neighbour_dims,
                                   temperature=self.neighbour_temperature, weight=self.neighbour_weight)
 
-    def _checked_embeddings(self, embeddings, n_rows: int, method: str) -> np.ndarray | None:
-        if not self.neighbours:
+    def _checked_embeddings(self, embeddings, n_rows: int, method: str, k: int) -> np.ndarray | None:
+        """`embeddings` as float32 when a vote of `k` neighbours needs them, else None."""
+        if not k:
             return None
         if embeddings is None:
-            raise ValueError(f"this head blends a vote of {self.neighbours} neighbours: pass the messages' sentence "
-                             f"embeddings, {method}(X, embeddings=...), or set neighbours=0")
+            hint = ", or set neighbours=0" if method == "fit" else ""
+            raise ValueError(f"this head blends a vote of {k} neighbours: pass the messages' sentence "
+                             f"embeddings, {method}(X, embeddings=...){hint}")
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or len(embeddings) != n_rows or not np.isfinite(embeddings).all():
             raise ValueError(f"embeddings must be finite, shape ({n_rows}, dim) for {n_rows} rows of X; "
@@ -189,7 +199,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"a head needs at least two labels to learn from, got {list(self.classes_)}"
             )
-        embeddings = self._checked_embeddings(embeddings, len(y), "fit")
+        embeddings = self._checked_embeddings(embeddings, len(y), "fit", self.neighbours)
         y_index = np.searchsorted(self.classes_, y)
         self.estimator_ = self._estimator().fit(X, y)
         # float32 weights halve the bundle; scores change by ~1e-7, far below any threshold.
@@ -253,8 +263,9 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         """Calibrated probabilities, shape ``(n_samples, n_classes)``, rows summing to 1
         (blended with the neighbour vote, which needs `embeddings`, when the head has one)."""
         proba = softmax(self.decision_function(X) / self.temperature_)
-        embeddings = self._checked_embeddings(embeddings, proba.shape[0], "predict_proba")
-        return proba if embeddings is None else self.vote_.blend(proba, embeddings)
+        vote = self.vote_  # what fit learned: set_params(neighbours=...) takes effect at the next fit
+        embeddings = self._checked_embeddings(embeddings, proba.shape[0], "predict_proba", vote.k if vote else 0)
+        return proba if embeddings is None else vote.blend(proba, embeddings)
 
     def predict(self, X, *, embeddings=None) -> np.ndarray:
         return self.classes_[self.predict_proba(X, embeddings=embeddings).argmax(axis=1)]
@@ -264,7 +275,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         return ServingHead(classes=self.classes_, coef=np.asarray(self.estimator_.coef_, dtype=np.float32),
                            intercept=np.asarray(self.estimator_.intercept_, dtype=np.float64),
-                           temperature=float(self.temperature_), vote=getattr(self, "vote_", None))
+                           temperature=float(self.temperature_), vote=self.vote_)
 
 
 register_head("linear-svm")(lambda **p: CalibratedLinearHead(model="linear-svm", **p))

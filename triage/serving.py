@@ -369,10 +369,12 @@ class NeighbourVote:
         both shape ``(n, min(k, n_messages))``, most similar first."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
             raise ValueError(f"embeddings have shape {embeddings.shape}; this vote needs (n, {self.dim})")
-        if len(embeddings) > self._CHUNK:  # bounds the similarity matrix at 128 rows (6 MB here)
-            parts = [self.neighbours(embeddings[i : i + self._CHUNK]) for i in range(0, len(embeddings), self._CHUNK)]
-            return np.vstack([rows for rows, _ in parts]), np.vstack([sims for _, sims in parts])
         n, k = len(embeddings), min(self.k, len(self.memory))
+        if n == 0:
+            return np.zeros((0, k), np.intp), np.zeros((0, k), np.float32)
+        if n > self._CHUNK:  # bounds the similarity matrix at 128 rows (6 MB here)
+            parts = [self.neighbours(embeddings[i : i + self._CHUNK]) for i in range(0, n, self._CHUNK)]
+            return np.vstack([rows for rows, _ in parts]), np.vstack([sims for _, sims in parts])
         n_blocks = self._columns.shape[1] // self._BLOCK
         sims = unit_rows(embeddings @ self._projection) @ self._columns
         sims[:, self._padding] = -np.inf  # a padding row is never a neighbour

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from retrieval.encoders import get_encoder
 from retrieval.text import TextInputError, prepare
 
 from .bundle import Bundle
@@ -63,8 +64,13 @@ def train_bundle(
     """
     if not labels:
         raise ValueError("labels is empty; give at least one head, e.g. {'intent': [...]}")
-    for params in (head_params or {}).values():  # an unknown head or bad setting fails here, before the slow part
-        make_head(head, **params).check_params()
+    for name, params in (head_params or {}).items():  # an unknown head or bad setting fails here, before the slow part
+        model = make_head(head, **params)
+        if hasattr(model, "check_params"):
+            model.check_params()
+        if params.get("neighbours") and not get_encoder(encoder).dim:
+            raise ValueError(f"head_params[{name!r}] asks for a neighbour vote, which needs sentence embeddings; "
+                             f"encoder {encoder!r} gives none: choose another encoder or set neighbours=0")
     make_head(head)
     unknown_heads = set(labels) - set(HEADS)
     if unknown_heads:
@@ -106,10 +112,8 @@ def train_bundle(
         rows = [i for i, v in enumerate(values) if v is not None]
         y = [values[i] for i in rows]
         params = head_params.get(name, {})
-        if params.get("neighbours") and not features.n_embedding:
-            raise ValueError(f"head_params[{name!r}] asks for a neighbour vote, which needs sentence embeddings; "
-                             f"encoder {encoder!r} gives none: choose another encoder or set neighbours=0")
-        model = make_head(head, **params).fit(X[rows], y, embeddings=features.embeddings[rows])
+        vote = {"embeddings": features.embeddings[rows]} if params.get("neighbours") else {}
+        model = make_head(head, **params).fit(X[rows], y, **vote)
         heads[name] = model
         head_manifest[name] = {
             "head": head,
