@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
@@ -111,22 +111,23 @@ class NgramTfidf:
             grams.extend(tokens if n == 1 else (" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)))
         return grams
 
-    def _char_slices(self, length: int) -> list[slice]:
-        """The n-gram slices of a padded word of `length` characters (shared by words of up to
-        64 characters: one C-level map per word instead of a comprehension per n)."""
+    def _char_slices(self, length: int) -> Iterable[slice]:
+        """The n-gram slices of a padded word of `length` characters: a list shared by all words
+        of up to 64 characters (one C-level map per word instead of a comprehension per n), made
+        on the fly for longer ones (a 200,000-character word would need millions)."""
         cached = self._slices.get(length)
         if cached is not None:
             return cached
         low, high = self.ngram_range
-        slices = []
-        for n in range(low, high + 1):
-            if length <= n:  # a short word counts once, not once per n
-                slices.append(slice(0, length))
-                break
-            slices += [slice(i, i + n) for i in range(length - n + 1)]
-        if length <= 64:
-            self._slices[length] = slices
-        return slices
+        last = next((n for n in range(low, high + 1) if length <= n), None)  # a short word counts once
+        slices = chain.from_iterable((slice(i, i + n) for i in range(length - n + 1)) for n in range(low, high + 1)
+                                     if last is None or n < last)
+        if last is not None:
+            slices = chain(slices, (slice(0, length),))
+        if length > 64:
+            return slices
+        self._slices[length] = cached = list(slices)
+        return cached
 
     def occurrences(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The text (index into `texts`) and column of every in-vocabulary n-gram occurrence,
