@@ -7,6 +7,7 @@ registered by name, so a config string (``"linear-svm"``, ``"logreg"``) picks on
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 from numbers import Integral, Real
@@ -116,10 +117,6 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
         The vote's share of the blended probabilities, in [0, 1].
     """
 
-    # Defaults for heads saved before the vote existed (skops restores only the saved attributes).
-    neighbours, neighbour_dims, neighbour_temperature, neighbour_weight = 0, 128, 0.03, 0.3
-    vote_: NeighbourVote | None = None
-
     def __init__(
         self,
         *,
@@ -151,6 +148,13 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
                 C=self.C, class_weight=self.class_weight, max_iter=self.max_iter
             )
         raise ValueError(f"unknown model {self.model!r}; use 'linear-svm' or 'logreg'")
+
+    def __setstate__(self, state: dict) -> None:
+        # A head saved before a hyperparameter existed gets its default (skops and pickle restore
+        # only the saved attributes), and no vote.
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+                    if p.default is not p.empty}
+        super().__setstate__({**defaults, "vote_": None, **state})
 
     def check_params(self) -> "CalibratedLinearHead":
         """Refuse hyperparameters out of range, before any slow work; returns self."""
