@@ -234,7 +234,7 @@ class CalibratedLinearHead(ClassifierMixin, BaseEstimator):
                 votes = np.zeros_like(proba)
                 for train, test in cv.split(X, y):
                     votes[test] = self._vote(embeddings[train], y_index[train]).proba(embeddings[test], proba.shape[1])
-                blended = (1.0 - self.neighbour_weight) * proba + self.neighbour_weight * votes
+                blended = self.vote_.mix(proba, votes)
                 with np.errstate(divide="ignore"):
                     blend_temperature = fit_temperature(np.maximum(np.log(blended), -1e4), y_index)
                 self.vote_ = replace(self.vote_, blend_temperature=blend_temperature)

@@ -402,7 +402,11 @@ class NeighbourVote:
 
     def blend(self, proba: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         """`proba` (a head's, shape ``(n, n_classes)``) blended with the vote and recalibrated."""
-        return self.recalibrate((1.0 - self.weight) * proba + self.weight * self.proba(embeddings, proba.shape[1]))
+        return self.recalibrate(self.mix(proba, self.proba(embeddings, proba.shape[1])))
+
+    def mix(self, proba: np.ndarray, votes: np.ndarray) -> np.ndarray:
+        """``(1 - weight) * proba + weight * votes``, before recalibration."""
+        return (1.0 - self.weight) * proba + self.weight * votes
 
     def recalibrate(self, blend: np.ndarray) -> np.ndarray:
         """``softmax(log(blend) / blend_temperature)``; a zero probability stays zero."""

@@ -64,14 +64,14 @@ def train_bundle(
     """
     if not labels:
         raise ValueError("labels is empty; give at least one head, e.g. {'intent': [...]}")
-    for name, params in (head_params or {}).items():  # an unknown head or bad setting fails here, before the slow part
+    head_params = {**dict.fromkeys(labels, {}), **(head_params or {})}
+    for name, params in head_params.items():  # an unknown head or bad setting fails here, before the slow part
         model = make_head(head, **params)
         if hasattr(model, "check_params"):
             model.check_params()
         if params.get("neighbours") and not get_encoder(encoder).dim:
             raise ValueError(f"head_params[{name!r}] asks for a neighbour vote, which needs sentence embeddings; "
                              f"encoder {encoder!r} gives none: choose another encoder or set neighbours=0")
-    make_head(head)
     unknown_heads = set(labels) - set(HEADS)
     if unknown_heads:
         raise ValueError(f"unknown heads {sorted(unknown_heads)}; heads are {HEADS}")
@@ -107,11 +107,10 @@ def train_bundle(
     features = featurizer.serving().featurize(docs)
     X = features.to_csr()
     heads, head_manifest = {}, {}
-    head_params = head_params or {}
     for name, values in labels.items():
         rows = [i for i, v in enumerate(values) if v is not None]
         y = [values[i] for i in rows]
-        params = head_params.get(name, {})
+        params = head_params[name]
         vote = {"embeddings": features.embeddings[rows]} if params.get("neighbours") else {}
         model = make_head(head, **params).fit(X[rows], y, **vote)
         heads[name] = model
