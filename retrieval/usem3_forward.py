@@ -76,8 +76,9 @@ class MemoForward:
         self._table, self._scale, self._low = b.table, b.scale, b.lo
         self._proj = (b.proj_W, b.proj_b, b.ln_g_all, b.ln_b_all)
         self._convs = list(zip(b.w1, b.b1, b.w2, b.b2))
-        self._norm = (b.ln_g, b.ln_b)
-        self._pool_weight, self._pool_bias = b.cnn_W, b.cnn_b
+        # the token layer norm's gain and bias, folded into the (linear) pooling projection
+        self._pool_weight = b.ln_g[:, None] * b.cnn_W
+        self._pool_bias = b.ln_b @ b.cnn_W + b.cnn_b
         self._dense = (b.d0, b.p1, b.d1, b.d2, b.p3, b.d3)
         self._eps = float(b.eps)
         self._emb_dim = self._table.shape[1]
@@ -119,7 +120,8 @@ class MemoForward:
         return self._sentence_layers(pooled, lengths)
 
     def _pool(self, pieces, lengths: np.ndarray, n_tokens: int, out: np.ndarray) -> None:
-        """Token-level layers of one micro-batch; writes each message's sum over its tokens."""
+        """Token-level layers of one micro-batch; writes each message's sum over its tokens
+        (of the layer-normed rows before the norm's gain and bias)."""
         ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=n_tokens)
         starts = np.zeros(len(lengths), dtype=np.int64)
         np.cumsum(lengths[:-1], out=starts[1:])
@@ -148,8 +150,17 @@ class MemoForward:
             y += h
             offset = self._emb_dim + k * self._width
             feats[:, offset : offset + self._width] = y
-        _layer_norm(feats, *self._norm, self._eps)
-        out[:] = np.add.reduceat(feats, starts, axis=0)
+        # The sum over each message's tokens of their layer-normed rows, without the norm's gain
+        # and bias (folded into the pooling weights): sum of (row - mean) / std. The sum is a
+        # product with a (messages x tokens) matrix of each token's 1 / std, which BLAS runs
+        # faster than a segmented sum runs over the rows.
+        mean = feats.mean(axis=1)
+        variance = np.einsum("ij,ij->i", feats, feats) / feats.shape[1] - mean * mean
+        scale = 1.0 / np.sqrt(np.maximum(variance, 0.0) + self._eps)  # max: rounding can go below 0
+        weights = np.zeros((len(lengths), n_tokens), dtype=np.float32)
+        weights[np.repeat(np.arange(len(lengths)), lengths), np.arange(n_tokens)] = scale
+        np.matmul(weights, feats, out=out)
+        out -= (weights @ mean)[:, None]
 
     def _sentence_layers(self, pooled: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         # The token sum was taken before the (linear) pooling projection; scale by 1/sqrt(length).
