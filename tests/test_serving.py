@@ -160,3 +160,32 @@ def test_head_set_scores_every_head_as_it_scores_alone(default_triage):
     assert list(together) == list(model.heads)
     for name, head in model.heads.items():
         np.testing.assert_array_equal(together[name], head.predict_proba(rows))  # to the bit
+
+
+def test_packed_character_ngrams_find_what_the_strings_find():
+    docs = [prepare(t).simplified.lower() for t in CORPUS] + ["😡😡 退款!!", "𠀀𠀁 rare han", "ｆｕｌｌ"]
+    fitted = TfidfVectorizer(sublinear_tf=True, lowercase=False, analyzer="char_wb", ngram_range=(1, 4)).fit(docs)
+    terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)
+    packed, strings = (NgramTfidf("char_wb", (1, 4), terms, fitted.idf_) for _ in range(2))
+    strings._packed = None  # the n-gram strings, as NgramTfidf.ngrams makes them
+    assert packed._packed is not None
+    texts = docs + UNSEEN + ["", " ", "a", "退", "\t退款\n\nrefund\u3000ok", "x" * 70 + " 退款" * 3, "wherewhere " * 40,
+                             "😡", "unknown ¿¿ chars ж", "ab" + "\ud800" + "cd"]
+    texts = texts * 2 + [" ".join(texts)]
+    for ours, theirs in zip(packed.occurrences(texts), strings.occurrences(texts)):
+        assert ours.dtype == theirs.dtype == np.int64
+    got = sorted(zip(*(a.tolist() for a in packed.occurrences(texts))))
+    expected = sorted(zip(*(a.tolist() for a in strings.occurrences(texts))))
+    assert got == expected and len(got) > 500
+    many = [f"订单{i} where is order {i}" for i in range(600)]  # three chunks of 256
+    assert sorted(zip(*(a.tolist() for a in packed.occurrences(many)))) == \
+        sorted(zip(*(a.tolist() for a in strings.occurrences(many))))
+
+
+def test_packed_ngrams_step_aside_when_they_cannot_be_exact():
+    terms = ["ab", "abc"]
+    assert NgramTfidf("char_wb", (2, 3), terms, np.ones(2))._packed is None  # smallest n is not 1
+    many = [chr(0x4E00 + i) for i in range(5000)]  # 13-bit codes
+    assert NgramTfidf("char_wb", (1, 4), many, np.ones(len(many)))._packed is not None  # 4 x 13 + 3 bits
+    assert NgramTfidf("char_wb", (1, 6), many, np.ones(len(many)))._packed is None  # 6 x 13 + 3 > 63
+    assert NgramTfidf("word", (1, 2), terms, np.ones(2))._packed is None
