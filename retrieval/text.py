@@ -159,7 +159,10 @@ def detect_language(text: str) -> str:
 
 
 def _chinese_script(han: str) -> str:
-    to_s = sum(a != b for a, b in zip(han, _opencc("t2s").convert(han)))
+    simplified = _opencc("t2s").convert(han)
+    if simplified == han:  # nothing changes to simplified: not more than to traditional
+        return "zh-Hans"
+    to_s = sum(a != b for a, b in zip(han, simplified))
     to_t = sum(a != b for a, b in zip(han, _opencc("s2t").convert(han)))
     return "zh-Hant" if to_s > to_t else "zh-Hans"
 
