@@ -162,8 +162,14 @@ def test_head_set_scores_every_head_as_it_scores_alone(default_triage):
         np.testing.assert_array_equal(together[name], head.predict_proba(rows))  # to the bit
 
 
+def _pairs(tfidf, texts):
+    rows, columns = tfidf.occurrences(texts)
+    assert rows.dtype == columns.dtype == np.int64
+    return sorted(zip(rows.tolist(), columns.tolist()))
+
+
 def test_packed_character_ngrams_find_what_the_strings_find():
-    docs = [prepare(t).simplified.lower() for t in CORPUS] + ["😡😡 退款!!", "𠀀𠀁 rare han", "ｆｕｌｌ"]
+    docs = [prepare(t).simplified.lower() for t in CORPUS] + ["😡😡 退款!!", "𠀀𠀁 rare han", "ｆｕｌｌ", "退款 退款 退款 refund"]
     fitted = TfidfVectorizer(sublinear_tf=True, lowercase=False, analyzer="char_wb", ngram_range=(1, 4)).fit(docs)
     terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)
     packed, strings = (NgramTfidf("char_wb", (1, 4), terms, fitted.idf_) for _ in range(2))
@@ -172,14 +178,10 @@ def test_packed_character_ngrams_find_what_the_strings_find():
     texts = docs + UNSEEN + ["", " ", "a", "退", "\t退款\n\nrefund\u3000ok", "x" * 70 + " 退款" * 3, "wherewhere " * 40,
                              "😡", "unknown ¿¿ chars ж", "ab" + "\ud800" + "cd"]
     texts = texts * 2 + [" ".join(texts)]
-    for ours, theirs in zip(packed.occurrences(texts), strings.occurrences(texts)):
-        assert ours.dtype == theirs.dtype == np.int64
-    got = sorted(zip(*(a.tolist() for a in packed.occurrences(texts))))
-    expected = sorted(zip(*(a.tolist() for a in strings.occurrences(texts))))
-    assert got == expected and len(got) > 500
-    many = [f"订单{i} where is order {i}" for i in range(600)]  # three chunks of 256
-    assert sorted(zip(*(a.tolist() for a in packed.occurrences(many)))) == \
-        sorted(zip(*(a.tolist() for a in strings.occurrences(many))))
+    expected = _pairs(strings, texts)
+    assert _pairs(packed, texts) == expected and len(expected) > 500
+    many = [f"订单{i} where is order {i} 退款" for i in range(600)]  # three chunks of 256 texts
+    assert _pairs(packed, many) == _pairs(strings, many)
 
 
 def test_packed_ngrams_step_aside_when_they_cannot_be_exact():
