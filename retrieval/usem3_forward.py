@@ -133,7 +133,8 @@ class MemoForward:
         window_rows = np.append(rows, len(table) - 1)[windows]
         padded = np.empty((n_tokens + 1, self._width), dtype=np.float32)
         padded[n_tokens] = 0.0
-        for k, ((width, left), column, (_, b1, w2, b2)) in enumerate(zip(_BRANCHES, self._first_column, self._convs)):
+        branches = zip(_BRANCHES, self._first_column, self._convs)
+        for k, ((width, left), column, (_, b1, w2, b2)) in enumerate(branches):
             span = slice(_LEFT - left, _LEFT - left + width)
             cols, col_rows = windows[:, span], window_rows[:, span]
             # first layer: the sum of each window piece's remembered product with its block of w1
@@ -203,7 +204,8 @@ class MemoForward:
         _layer_norm(x, gain, shift, self._eps)
         out = np.empty((len(ids), self._memo.shape[1]), dtype=np.float32)
         out[:, : x.shape[1]] = x
-        for k, ((width, _), column, (w1, _, _, _)) in enumerate(zip(_BRANCHES, self._first_column, self._convs)):
+        branches = zip(_BRANCHES, self._first_column, self._convs)
+        for k, ((width, _), column, (w1, _, _, _)) in enumerate(branches):
             branch = x[:, k * self._width : (k + 1) * self._width]
             for j in range(width):
                 np.matmul(branch, w1[j * self._width : (j + 1) * self._width],

@@ -169,14 +169,16 @@ def _pairs(tfidf, texts):
 
 
 def test_packed_character_ngrams_find_what_the_strings_find():
-    docs = [prepare(t).simplified.lower() for t in CORPUS] + ["😡😡 退款!!", "𠀀𠀁 rare han", "ｆｕｌｌ", "退款 退款 退款 refund"]
-    fitted = TfidfVectorizer(sublinear_tf=True, lowercase=False, analyzer="char_wb", ngram_range=(1, 4)).fit(docs)
+    docs = [prepare(t).simplified.lower() for t in CORPUS]
+    docs += ["😡😡 退款!!", "𠀀𠀁 rare han", "ｆｕｌｌ", "退款 退款 退款 refund"]
+    fitted = TfidfVectorizer(sublinear_tf=True, lowercase=False, analyzer="char_wb", ngram_range=(1, 4))
+    fitted.fit(docs)
     terms = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)
     packed, strings = (NgramTfidf("char_wb", (1, 4), terms, fitted.idf_) for _ in range(2))
     strings._packed = None  # the n-gram strings, as NgramTfidf.ngrams makes them
     assert packed._packed is not None
-    texts = docs + UNSEEN + ["", " ", "a", "退", "\t退款\n\nrefund\u3000ok", "x" * 70 + " 退款" * 3, "wherewhere " * 40,
-                             "😡", "unknown ¿¿ chars ж", "ab" + "\ud800" + "cd"]
+    texts = docs + UNSEEN + ["", " ", "a", "退", "\t退款\n\nrefund\u3000ok", "x" * 70 + " 退款" * 3,
+                             "wherewhere " * 40, "😡", "unknown ¿¿ chars ж", "ab" + "\ud800" + "cd"]
     texts = texts * 2 + [" ".join(texts)]
     expected = _pairs(strings, texts)
     assert _pairs(packed, texts) == expected and len(expected) > 500

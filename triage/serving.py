@@ -171,7 +171,9 @@ class _PackedGrams:
         alphabet = sorted(set("".join(tfidf.terms)))
         bits = max(len(alphabet), 1).bit_length()
         lengths = np.fromiter(map(len, tfidf.terms), np.int64, len(tfidf.terms))
-        if low != 1 or high * bits + high.bit_length() > 63 or not len(lengths) or lengths.min() < 1 or lengths.max() > high:
+        if low != 1 or high * bits + high.bit_length() > 63:
+            return None
+        if not len(lengths) or lengths.min() < 1 or lengths.max() > high:  # not a vocabulary of this range
             return None
         code = np.zeros(0x110000, dtype=np.uint16 if bits <= 16 else np.int64)
         code[[ord(ch) for ch in alphabet]] = np.arange(1, len(alphabet) + 1)
@@ -209,7 +211,8 @@ class _PackedGrams:
         text_of_word = np.repeat(np.arange(len(words)), np.fromiter(map(len, words), np.int64, len(words)))
         word = np.repeat(np.arange(len(flat)), lengths)
         rows, columns = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for key in self._window_keys(" " + "  ".join(flat) + " " if flat else "", lengths):  # words as " word "
+        joined = " " + "  ".join(flat) + " " if flat else ""  # each word as " word "
+        for key in self._window_keys(joined, lengths):
             at = np.searchsorted(self.keys, key).clip(max=len(self.keys) - 1)
             found = np.flatnonzero(self.keys[at] == key)
             rows.append(text_of_word[word[found]])
