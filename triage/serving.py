@@ -179,7 +179,7 @@ class _PackedGrams:
         code[[ord(ch) for ch in alphabet]] = np.arange(1, len(alphabet) + 1)
         packer = cls(code, bits, high)
         # each term as its own group: its key is that of the window of its length at its start
-        keys = packer._window_keys("".join(tfidf.terms), lengths)
+        keys = packer._window_keys("".join(tfidf.terms), np.repeat(np.arange(len(lengths)), lengths))
         starts = np.cumsum(lengths) - lengths
         term_keys = np.empty(len(lengths), np.int64)
         for n in range(1, high + 1):
@@ -188,12 +188,11 @@ class _PackedGrams:
         packer.keys = term_keys[packer.columns]
         return packer
 
-    def _window_keys(self, joined: str, group_lengths: np.ndarray) -> list[np.ndarray]:
+    def _window_keys(self, joined: str, group: np.ndarray) -> list[np.ndarray]:
         """Per n, the packed key of the window of n characters at each position of `joined`,
-        which is made of groups (words) of `group_lengths` characters; -1 for a window that
+        whose characters belong to the groups (words) numbered in `group`; -1 for a window that
         leaves its group."""
         codes = self.code[np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)]
-        group = np.repeat(np.arange(len(group_lengths)), group_lengths)
         out, key = [], np.zeros(len(codes), np.int64)
         for n in range(1, self.longest + 1):
             key = key[: max(len(codes) - n + 1, 0)] << self.bits
@@ -212,7 +211,7 @@ class _PackedGrams:
         word = np.repeat(np.arange(len(flat)), lengths)
         rows, columns = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         joined = " " + "  ".join(flat) + " " if flat else ""  # each word as " word "
-        for key in self._window_keys(joined, lengths):
+        for key in self._window_keys(joined, word):
             at = np.searchsorted(self.keys, key).clip(max=len(self.keys) - 1)
             found = np.flatnonzero(self.keys[at] == key)
             rows.append(text_of_word[word[found]])
